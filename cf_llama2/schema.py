@@ -1,0 +1,328 @@
+"""Request, result and stream-event models shared by every backend and adapter.
+
+Requests come in the two shapes of the model page: :class:`ChatRequest` (``messages``) and
+:class:`PromptRequest` (``prompt``). Every sampling field carries the model page's range; a value
+out of range raises :class:`~cf_llama2.errors.RequestValidationError` at construction, before any
+I/O, with the field, the range and the value given.
+
+A few fields are ours, not the wire's, and are never sent as body fields: ``stop``,
+``tool_choice`` and ``response_format``. Each backend gives them the same meaning (see the
+backends' docs for how the remote one emulates them).
+
+Results: :class:`ChatResult` (text, tool calls, usage, finish reason). Streams are sequences of
+:data:`StreamEvent`: :class:`TextDelta`, :class:`ToolCallDelta`, :class:`UsageEvent` and a final
+:class:`EndEvent`. :func:`cf_llama2.reducer.reduce_events` folds a stream into a result; the
+non-streaming paths return exactly what that reducer returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ._validation import from_pydantic
+from .errors import RequestValidationError
+from .tools import FunctionDef, Tool, normalize_functions, normalize_tools
+
+__all__ = [
+    "MAX_TEXT",
+    "ChatRequest",
+    "ChatResult",
+    "EndEvent",
+    "FinishReason",
+    "InvalidToolCall",
+    "Message",
+    "PromptRequest",
+    "Request",
+    "ResponseFormat",
+    "Role",
+    "SamplingParams",
+    "StreamEvent",
+    "TextDelta",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolChoice",
+    "Usage",
+    "UsageEvent",
+    "parse_request",
+]
+
+MAX_TEXT = 131072
+Role = Literal["system", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length", "tool_calls"]
+ToolChoice = str
+"""``"auto"`` (default), ``"none"``, ``"required"`` (alias ``"any"``) or a tool name."""
+
+
+class _Strict(BaseModel):
+    """Base for user-built models: validation errors become ``RequestValidationError``."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise from_pydantic(exc, model=type(self).__name__) from None
+
+
+class ToolCall(BaseModel):
+    """A parsed, valid tool call. ``arguments`` is always a JSON object (a dict)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class InvalidToolCall(BaseModel):
+    """Model output meant as a tool call that could not be used, kept with the reason."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str | None = None
+    arguments: str = ""
+    error: str
+
+
+class Message(_Strict):
+    """One conversation message.
+
+    ``tool_calls`` (assistant) and ``tool_call_id``/``name`` (tool) are not wire fields: the
+    remote backend renders them into ``content``, the local backend into the prompt.
+    """
+
+    role: Role
+    content: str = Field(default="", max_length=MAX_TEXT)
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _role(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.strip().lower()
+            return {"human": "user", "ai": "assistant", "function": "tool"}.get(v, v)
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Message:
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError(f"only assistant messages carry tool_calls; this one is {self.role!r}")
+        return self
+
+
+class ResponseFormat(_Strict):
+    """Structured output: the answer must be JSON that validates against ``json_schema``."""
+
+    type: Literal["json_schema", "json_object"] = "json_schema"
+    json_schema: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _needs_schema(self) -> ResponseFormat:
+        if self.type == "json_schema" and not self.json_schema:
+            raise ValueError("response_format.json_schema is required when type='json_schema'")
+        return self
+
+
+class SamplingParams(_Strict):
+    """The sampling fields common to both request shapes, with the model page's ranges."""
+
+    stream: bool = False
+    max_tokens: int = Field(default=256, ge=1)
+    temperature: float = Field(default=0.6, ge=0, le=5)
+    top_p: float | None = Field(default=None, ge=0, le=2)
+    top_k: int | None = Field(default=None, ge=1, le=50)
+    seed: int | None = Field(default=None, ge=1, le=9_999_999_999)
+    repetition_penalty: float | None = Field(default=None, ge=0, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=0, le=2)
+    presence_penalty: float | None = Field(default=None, ge=0, le=2)
+    lora: str | None = Field(default=None, min_length=1)
+    # Ours, never sent as a body field: text is cut at the first stop sequence on every backend.
+    stop: list[str] = Field(default_factory=list, max_length=4)
+    response_format: ResponseFormat | None = None
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop(cls, v: Any) -> Any:
+        if v is None:
+            return []
+        if isinstance(v, str):
+            v = [v]
+        if isinstance(v, list) and any(not isinstance(s, str) or not s for s in v):
+            raise ValueError("stop sequences must be non-empty strings")
+        return v
+
+    def sampling_wire(self) -> dict[str, Any]:
+        """The sampling fields as the wire body carries them (``None`` fields left out)."""
+        keys = (
+            "stream",
+            "max_tokens",
+            "temperature",
+            "top_p",
+            "top_k",
+            "seed",
+            "repetition_penalty",
+            "frequency_penalty",
+            "presence_penalty",
+            "lora",
+        )
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+class ChatRequest(SamplingParams):
+    """The messages shape: a conversation, optional tools and the sampling fields."""
+
+    messages: list[Message] = Field(min_length=1)
+    tools: list[Tool] = Field(default_factory=list)
+    functions: list[FunctionDef] = Field(default_factory=list)
+    tool_choice: ToolChoice = "auto"
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tools(cls, v: Any) -> Any:
+        return normalize_tools(v)
+
+    @field_validator("functions", mode="before")
+    @classmethod
+    def _functions(cls, v: Any) -> Any:
+        return normalize_functions(v)
+
+    @model_validator(mode="after")
+    def _choice(self) -> ChatRequest:
+        choice = self.tool_choice
+        if choice == "any":
+            object.__setattr__(self, "tool_choice", "required")
+            choice = "required"
+        if choice in ("auto", "none"):
+            return self
+        if not self.tools:
+            raise ValueError(
+                f"tool_choice={choice!r} needs tools; pass tools=[...] or use tool_choice='auto'"
+            )
+        if choice != "required" and choice not in {t.name for t in self.tools}:
+            raise ValueError(
+                f"tool_choice={choice!r} is not one of the tools "
+                f"({', '.join(t.name for t in self.tools)}); use 'auto', 'none', 'required' "
+                "or one of those names"
+            )
+        return self
+
+    def forced_tools(self) -> list[Tool]:
+        """The tools a call must come from: all for ``required``, one for a name, none else."""
+        if self.tool_choice == "required":
+            return list(self.tools)
+        if self.tool_choice in ("auto", "none"):
+            return []
+        return [t for t in self.tools if t.name == self.tool_choice]
+
+
+class PromptRequest(SamplingParams):
+    """The prompt shape: one text prompt; ``raw=True`` skips the chat template."""
+
+    prompt: str = Field(min_length=1, max_length=MAX_TEXT)
+    raw: bool = False
+
+
+Request = ChatRequest | PromptRequest
+
+
+def parse_request(data: Request | Mapping[str, Any]) -> Request:
+    """Validate a Workers AI request body (either shape) into a request model.
+
+    Raises:
+        RequestValidationError: the body matches neither shape, or a field is out of range.
+    """
+    if isinstance(data, (ChatRequest, PromptRequest)):
+        return data
+    if not isinstance(data, Mapping):
+        raise RequestValidationError(
+            f"a request must be a JSON object; got {type(data).__name__}",
+            field="",
+            value=type(data).__name__,
+            limit="an object with 'messages' or 'prompt'",
+        )
+    has_messages, has_prompt = "messages" in data, "prompt" in data
+    if has_messages == has_prompt:
+        raise RequestValidationError(
+            "a request must have exactly one of 'messages' (chat) or 'prompt' (text completion); "
+            f"got {'both' if has_messages else 'neither'}",
+            field="messages" if not has_messages else "prompt",
+            value=sorted(data),
+            limit="exactly one of messages/prompt",
+        )
+    cls: type[ChatRequest] | type[PromptRequest] = ChatRequest if has_messages else PromptRequest
+    return cls(**dict(data))
+
+
+# ---------------------------------------------------------------------------------------------
+# Results and stream events
+
+
+class Usage(BaseModel):
+    """Token counts, as Workers AI reports them."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class ChatResult(BaseModel):
+    """A complete answer: text, tool calls, usage and why generation stopped."""
+
+    response: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    invalid_tool_calls: list[InvalidToolCall] = Field(default_factory=list)
+    usage: Usage | None = None
+    finish_reason: FinishReason = "stop"
+    model: str = ""
+
+
+class TextDelta(BaseModel):
+    """A piece of answer text."""
+
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ToolCallDelta(BaseModel):
+    """A piece of a tool call. ``id`` and ``name`` come on the first delta of an ``index``;
+    ``arguments`` are JSON text fragments whose concatenation is the arguments object."""
+
+    type: Literal["tool_call"] = "tool_call"
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+class UsageEvent(BaseModel):
+    """Token usage (sent once, near the end)."""
+
+    type: Literal["usage"] = "usage"
+    usage: Usage
+
+
+class EndEvent(BaseModel):
+    """The last event of every complete stream."""
+
+    type: Literal["end"] = "end"
+    finish_reason: FinishReason = "stop"
+    model: str = ""
+
+
+StreamEvent = Annotated[
+    TextDelta | ToolCallDelta | UsageEvent | EndEvent, Field(discriminator="type")
+]

@@ -1,0 +1,294 @@
+"""Tool definitions: the flat and the function-wrapped forms -> one canonical :class:`Tool`.
+
+Workers AI accepts two tool shapes in ``tools``:
+
+* flat: ``{"name", "description", "parameters": {...}}``
+* function-wrapped: ``{"type": "function", "function": {"name", "description", "parameters"}}``
+
+and the separate ``functions`` list of ``{"name", "code"}``. :func:`normalize_tool` accepts either
+tool form and returns a :class:`Tool`; :meth:`Tool.to_wire` renders either form back, filling what
+the model page's schema requires (every property needs ``type`` and ``description``).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ._validation import from_pydantic
+from .errors import RequestValidationError
+
+__all__ = [
+    "FunctionDef",
+    "Tool",
+    "ToolFormat",
+    "normalize_functions",
+    "normalize_tool",
+    "normalize_tools",
+    "validate_parameters",
+]
+
+ToolFormat = Literal["function", "flat"]
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_JSON_TYPES = {"string", "number", "integer", "boolean", "array", "object", "null"}
+
+
+def validate_parameters(parameters: Any, *, tool: str = "") -> dict[str, Any]:
+    """Check a tool's parameters JSON schema and return a normalised copy.
+
+    Rules (each violation raises :class:`RequestValidationError` naming the tool and the key):
+    ``type`` is ``"object"`` (added when missing), ``properties`` is a mapping of schemas (empty
+    when missing), ``required`` is a list of names that all appear in ``properties``.
+    """
+    where = f"tools[{tool}].parameters" if tool else "parameters"
+    if parameters is None:
+        parameters = {}
+    if not isinstance(parameters, Mapping):
+        raise RequestValidationError(
+            f"{where} must be a JSON-schema object like "
+            '{"type": "object", "properties": {...}}; got ' + type(parameters).__name__,
+            field=where,
+            value=type(parameters).__name__,
+            limit="a JSON schema of type 'object'",
+        )
+    params = copy.deepcopy(dict(parameters))
+    kind = params.setdefault("type", "object")
+    if kind != "object":
+        raise RequestValidationError(
+            f"{where}.type must be 'object' (tool arguments are always a JSON object); got "
+            f"{kind!r}. Wrap the value in an object property instead.",
+            field=f"{where}.type",
+            value=kind,
+            limit="'object'",
+        )
+    props = params.setdefault("properties", {})
+    if not isinstance(props, Mapping):
+        raise RequestValidationError(
+            f"{where}.properties must be a mapping of parameter name -> JSON schema; got "
+            f"{type(props).__name__}",
+            field=f"{where}.properties",
+            value=type(props).__name__,
+            limit="a mapping",
+        )
+    for pname, pschema in props.items():
+        if not isinstance(pschema, Mapping):
+            raise RequestValidationError(
+                f"{where}.properties.{pname} must be a JSON schema object; got "
+                f"{type(pschema).__name__}",
+                field=f"{where}.properties.{pname}",
+                value=type(pschema).__name__,
+                limit="a JSON schema object",
+            )
+        ptype = pschema.get("type")
+        types = ptype if isinstance(ptype, list) else [ptype] if ptype is not None else []
+        bad = [t for t in types if t not in _JSON_TYPES]
+        if bad:
+            raise RequestValidationError(
+                f"{where}.properties.{pname}.type must be a JSON-schema type "
+                f"({', '.join(sorted(_JSON_TYPES))}); got {ptype!r}",
+                field=f"{where}.properties.{pname}.type",
+                value=ptype,
+                limit="a JSON-schema type",
+            )
+    required = params.get("required", [])
+    if required is None:
+        required = []
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        raise RequestValidationError(
+            f"{where}.required must be a list of property names; got {required!r}",
+            field=f"{where}.required",
+            value=required,
+            limit="a list of strings",
+        )
+    missing = [r for r in required if r not in props]
+    if missing:
+        raise RequestValidationError(
+            f"{where}.required names {missing} that are not in properties "
+            f"({sorted(props)}); add them to properties or remove them from required",
+            field=f"{where}.required",
+            value=missing,
+            limit="a subset of the property names",
+        )
+    if required:
+        params["required"] = list(required)
+    else:
+        params.pop("required", None)
+    return params
+
+
+def _wire_property(name: str, schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A property schema that satisfies the model page: ``type`` and ``description`` present."""
+    out = dict(schema)
+    if "type" not in out or isinstance(out["type"], list):
+        out["type"] = _infer_type(schema)
+    if not isinstance(out.get("description"), str):
+        out["description"] = str(out.get("title") or name)
+    return out
+
+
+def _infer_type(schema: Mapping[str, Any]) -> str:
+    t = schema.get("type")
+    if isinstance(t, list):
+        non_null = [x for x in t if x != "null"]
+        return str(non_null[0]) if non_null else "null"
+    if isinstance(t, str):
+        return t
+    for key in ("anyOf", "oneOf", "allOf"):
+        options = schema.get(key)
+        if isinstance(options, list):
+            for opt in options:
+                if isinstance(opt, Mapping) and opt.get("type") not in (None, "null"):
+                    return _infer_type(opt)
+    if "enum" in schema and schema["enum"]:
+        first = schema["enum"][0]
+        return {bool: "boolean", int: "integer", float: "number"}.get(type(first), "string")
+    if "properties" in schema:
+        return "object"
+    if "items" in schema:
+        return "array"
+    return "string"
+
+
+class Tool(BaseModel):
+    """The canonical tool: a name, a description and a JSON schema for the arguments."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError(
+                f"tool name {v!r} must be 1..64 characters of letters, digits, '_', '.' or '-'"
+            )
+        return v
+
+    def to_wire(self, form: ToolFormat = "function") -> dict[str, Any]:
+        """Render the tool in one of the two Workers AI forms.
+
+        Args:
+            form: ``"function"`` for ``{"type": "function", "function": {...}}`` or ``"flat"``.
+        """
+        props = self.parameters.get("properties", {})
+        params: dict[str, Any] = {
+            "type": "object",
+            "properties": {k: _wire_property(k, v) for k, v in props.items()},
+        }
+        if self.parameters.get("required"):
+            params["required"] = list(self.parameters["required"])
+        for key, value in self.parameters.items():
+            if key not in ("type", "properties", "required"):
+                params[key] = value
+        body = {"name": self.name, "description": self.description, "parameters": params}
+        if form == "flat":
+            return body
+        return {"type": "function", "function": body}
+
+
+class FunctionDef(BaseModel):
+    """An entry of the Workers AI ``functions`` list: a name and the code that implements it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(min_length=1)
+    code: str
+
+
+def normalize_tool(tool: Any) -> Tool:
+    """Accept a :class:`Tool`, a flat dict or a function-wrapped dict; return a :class:`Tool`.
+
+    Raises:
+        RequestValidationError: the shape is neither form, or the parameters schema is invalid.
+    """
+    if isinstance(tool, Tool):
+        return tool
+    if not isinstance(tool, Mapping):
+        raise RequestValidationError(
+            "a tool must be a dict in the flat form {name, description, parameters} or the "
+            "function-wrapped form {type: 'function', function: {...}}; got "
+            f"{type(tool).__name__}. Framework tools are converted by the adapters' bind_tools.",
+            field="tools",
+            value=type(tool).__name__,
+            limit="a flat or function-wrapped tool dict",
+        )
+    if "function" in tool:
+        kind = tool.get("type", "function")
+        if kind != "function":
+            raise RequestValidationError(
+                f"tools: a wrapped tool must have type 'function'; got {kind!r}",
+                field="tools.type",
+                value=kind,
+                limit="'function'",
+            )
+        inner = tool["function"]
+        if not isinstance(inner, Mapping):
+            raise RequestValidationError(
+                "tools.function must be a dict {name, description, parameters}",
+                field="tools.function",
+                value=type(inner).__name__,
+                limit="a dict",
+            )
+    else:
+        inner = tool
+    name = inner.get("name")
+    if not isinstance(name, str) or not name:
+        raise RequestValidationError(
+            f"tools: every tool needs a non-empty 'name'; got {name!r}",
+            field="tools.name",
+            value=name,
+            limit="a non-empty string",
+        )
+    description = inner.get("description") or ""
+    if not isinstance(description, str):
+        raise RequestValidationError(
+            f"tools[{name}].description must be a string; got {type(description).__name__}",
+            field=f"tools[{name}].description",
+            value=type(description).__name__,
+            limit="a string",
+        )
+    params = validate_parameters(inner.get("parameters"), tool=name)
+    try:
+        return Tool(name=name, description=description, parameters=params)
+    except ValidationError as exc:
+        raise from_pydantic(exc, model="tool") from None
+
+
+def normalize_tools(tools: Iterable[Any] | None) -> list[Tool]:
+    """Normalise a list of tools; names must be unique."""
+    out = [normalize_tool(t) for t in (tools or [])]
+    seen: set[str] = set()
+    for t in out:
+        if t.name in seen:
+            raise RequestValidationError(
+                f"tools: the name {t.name!r} is used twice; tool names must be unique",
+                field="tools",
+                value=t.name,
+                limit="unique names",
+            )
+        seen.add(t.name)
+    return out
+
+
+def normalize_functions(functions: Iterable[Any] | None) -> list[FunctionDef]:
+    """Normalise the ``functions`` list (``{name, code}`` entries)."""
+    out: list[FunctionDef] = []
+    for f in functions or []:
+        if isinstance(f, FunctionDef):
+            out.append(f)
+            continue
+        try:
+            out.append(FunctionDef.model_validate(f))
+        except ValidationError as exc:
+            raise from_pydantic(exc, model="functions entry") from None
+    return out
