@@ -84,7 +84,9 @@ class RequestValidationError(CfLlama2Error, ValueError):
         limit: the allowed range or form, in words.
     """
 
-    def __init__(self, message: str, *, field: str = "", value: Any = None, limit: str = "") -> None:
+    def __init__(
+        self, message: str, *, field: str = "", value: Any = None, limit: str = ""
+    ) -> None:
         self.field = field
         self.value = value
         self.limit = limit
@@ -270,7 +272,9 @@ def _parse_errors(body: Any) -> list[WorkersAIErrorDetail]:
                 code = item.get("code")
                 out.append(
                     WorkersAIErrorDetail(
-                        code=int(code) if isinstance(code, (int, str)) and str(code).isdigit() else None,
+                        code=int(code)
+                        if isinstance(code, (int, str)) and str(code).isdigit()
+                        else None,
                         message=str(item.get("message", "")),
                     )
                 )

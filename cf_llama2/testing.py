@@ -35,7 +35,7 @@ from .schema import (
     UsageEvent,
 )
 
-__all__ = ["ScriptedBackend", "Script", "result_to_events", "tool_call"]
+__all__ = ["Script", "ScriptedBackend", "result_to_events", "tool_call"]
 
 Script = str | ChatResult | Sequence[StreamEvent] | BaseException
 

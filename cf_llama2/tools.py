@@ -144,7 +144,7 @@ def _infer_type(schema: Mapping[str, Any]) -> str:
             for opt in options:
                 if isinstance(opt, Mapping) and opt.get("type") not in (None, "null"):
                     return _infer_type(opt)
-    if "enum" in schema and schema["enum"]:
+    if schema.get("enum"):
         first = schema["enum"][0]
         return {bool: "boolean", int: "integer", float: "number"}.get(type(first), "string")
     if "properties" in schema:
@@ -161,9 +161,7 @@ class Tool(BaseModel):
 
     name: str
     description: str = ""
-    parameters: dict[str, Any] = Field(
-        default_factory=lambda: {"type": "object", "properties": {}}
-    )
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
 
     @field_validator("name")
     @classmethod
