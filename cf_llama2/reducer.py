@@ -32,10 +32,16 @@ class _PartialCall:
     id: str | None = None
     name: str | None = None
     arguments: str = ""
+    error: str | None = None
 
 
 def finish_tool_call(
-    call_id: str, name: str | None, arguments: str, *, truncated: bool = False
+    call_id: str,
+    name: str | None,
+    arguments: str,
+    *,
+    truncated: bool = False,
+    error: str | None = None,
 ) -> ToolCall | InvalidToolCall:
     """Turn the accumulated pieces of one call into a valid or an invalid tool call.
 
@@ -44,7 +50,11 @@ def finish_tool_call(
         name: the tool name (``None`` when it never arrived).
         arguments: the concatenated JSON text of the arguments (empty means ``{}``).
         truncated: generation stopped on ``max_tokens``; named in the error when it fails.
+        error: a parser's verdict that the call is unusable (``ToolCallDelta.error``); the
+            call is then invalid with this reason.
     """
+    if error:
+        return InvalidToolCall(id=call_id, name=name, arguments=arguments, error=error)
     why_cut = " (generation stopped at max_tokens: finish_reason='length')" if truncated else ""
     if not name:
         return InvalidToolCall(
@@ -93,6 +103,8 @@ class StreamReducer:
             if event.name:
                 call.name = (call.name or "") + event.name
             call.arguments += event.arguments
+            if event.error and not call.error:
+                call.error = event.error
         elif isinstance(event, UsageEvent):
             self.usage = event.usage
         elif isinstance(event, EndEvent):
@@ -122,7 +134,11 @@ class StreamReducer:
         for index in sorted(self.calls):
             part = self.calls[index]
             done = finish_tool_call(
-                part.id or f"call_{index}", part.name, part.arguments, truncated=truncated
+                part.id or f"call_{index}",
+                part.name,
+                part.arguments,
+                truncated=truncated,
+                error=part.error,
             )
             (valid if isinstance(done, ToolCall) else invalid).append(done)  # type: ignore[arg-type]
         return ChatResult(

@@ -306,6 +306,9 @@ class ToolCallDelta(BaseModel):
     id: str | None = None
     name: str | None = None
     arguments: str = ""
+    error: str | None = None
+    """Set (on any delta of an ``index``) when a parser judged the call unusable (unknown tool,
+    broken or cut-off JSON); the reducer then returns an ``InvalidToolCall`` with this reason."""
 
 
 class UsageEvent(BaseModel):
