@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .backends.base import Backend, BackendInfo
+from .config import DEFAULT_MODEL
 from .errors import (
     APIConnectionError,
     APIError,
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
     from .backends.remote import RemoteBackend
 
 __version__ = "0.1.0"
-DEFAULT_MODEL = "@cf/meta/llama-2-7b-chat-int8"
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -222,6 +222,7 @@ _TOO_LARGE_CODES = frozenset({3006})
 _TIMEOUT_CODES = frozenset({3007, 3008})
 _AUTH_CODES = frozenset({10000})
 _RATE_CODES = frozenset({3036, 3040})
+_SERVER_CODES = frozenset({3043})
 
 _HINTS: dict[type[APIError], str] = {
     AuthenticationError: (
@@ -254,7 +255,7 @@ def _classify(status: int | None, codes: Sequence[int]) -> type[APIError]:
         return RateLimitError
     if status == 408 or code_set & _TIMEOUT_CODES:
         return APITimeoutError
-    if status is not None and status >= 500:
+    if (status is not None and status >= 500) or code_set & _SERVER_CODES:
         return ServerError
     if status is not None and 400 <= status < 500:
         return BadRequestError

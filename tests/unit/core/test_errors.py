@@ -71,6 +71,12 @@ def test_http_200_failure_is_an_error() -> None:
     assert type(err) is E.ModelNotFoundError
 
 
+def test_stream_error_with_only_a_server_code_is_a_server_error() -> None:
+    err = E.error_from_response(None, envelope((3043, "internal")))
+    assert type(err) is E.ServerError
+    assert err.codes == [3043]
+
+
 def test_non_json_body() -> None:
     err = E.error_from_response(502, None, text="<html>Bad gateway</html>")
     assert type(err) is E.ServerError

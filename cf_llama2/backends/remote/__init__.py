@@ -1,0 +1,7 @@
+"""The remote Workers AI backend (sync and async over httpx)."""
+
+from __future__ import annotations
+
+from .backend import RemoteBackend
+
+__all__ = ["RemoteBackend"]

@@ -1,0 +1,392 @@
+"""The remote backend: ``@cf/meta/llama-2-7b-chat-int8`` (or any model id) on Workers AI.
+
+Sync (``httpx.Client``) and async (``httpx.AsyncClient``) paths share every step but the I/O
+call (see :mod:`.exchange`). Options the wire has no field for are emulated here:
+``tool_choice="none"`` sends no tools, a named tool sends only that tool with an instruction in
+the system prompt, ``response_format`` becomes an instruction, and stop sequences cut the text
+client-side. They also travel in the ``cf-llama2-options`` header, which the local server
+honours and Cloudflare ignores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import dataclasses
+import threading
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from typing import Any, Literal
+
+import httpx
+from pydantic import SecretStr
+
+from ...config import DEFAULT_MODEL, RemoteSettings
+from ...errors import APIError
+from ...reducer import reduce_events
+from ...retry import RetryPolicy
+from ...schema import ChatResult, Request, StreamEvent, parse_request
+from ..base import BackendInfo
+from .exchange import (
+    PreparedCall,
+    StreamDecoder,
+    answer_events,
+    is_event_stream,
+    prepare,
+    response_error,
+    retry_delay,
+    transport_error,
+)
+
+__all__ = ["RemoteBackend"]
+
+
+class RemoteBackend:
+    """Workers AI over HTTPS (or any server speaking its format, such as the local server).
+
+    Args:
+        account_id: the Cloudflare account id; default ``CLOUDFLARE_ACCOUNT_ID`` or
+            ``CF_ACCOUNT_ID``.
+        api_token: the API token; default ``CLOUDFLARE_API_TOKEN`` or ``CF_AI_API_TOKEN``.
+            Missing credentials raise :class:`~cf_llama2.errors.ConfigurationError` at the first
+            request, so objects can be built before the environment is set.
+        model: the Workers AI model id (it keeps its slashes in the URL).
+        base_url: the API root, e.g. ``http://127.0.0.1:8787/client/v4``; with ``gateway`` the
+            gateway root (default ``https://gateway.ai.cloudflare.com/v1``).
+        gateway: an AI Gateway id: requests go to ``{root}/{account}/{gateway}/workers-ai/{model}``.
+        timeout: seconds for connecting and for each read.
+        max_retries: retries on 408/429/5xx/connection errors, with jittered exponential
+            backoff that honours ``Retry-After``; streams retry only before their first event.
+        tool_format: the form tools are sent in: ``"function"`` or ``"flat"``.
+        http_client: an ``httpx.Client`` to use (not closed by :meth:`close`).
+        async_http_client: an ``httpx.AsyncClient`` to use (not closed by :meth:`aclose`).
+        transport: an httpx transport for the client this backend creates.
+        async_transport: an httpx async transport for the async clients this backend creates
+            (one per async call, since a connection pool is bound to its event loop; the
+            transport itself is left open).
+        headers: extra headers for every request (``cf-aig-*`` gateway options, ...).
+        retry_policy: the backoff timings (its ``max_retries`` is replaced by ``max_retries``).
+
+    Raises:
+        ConfigurationError: a malformed option (bad URL, negative timeout, ...).
+
+    The token is never part of ``repr``, error messages, logs or pickles: an unpickled backend
+    reads its token from the environment again.
+    """
+
+    def __init__(
+        self,
+        account_id: str | None = None,
+        api_token: str | SecretStr | None = None,
+        *,
+        model: str | None = DEFAULT_MODEL,
+        base_url: str | None = None,
+        gateway: str | None = None,
+        timeout: float | None = 60.0,
+        max_retries: int | None = 2,
+        tool_format: Literal["function", "flat"] | None = "function",
+        http_client: httpx.Client | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        self.settings = RemoteSettings.resolve(
+            account_id,
+            api_token,
+            model=model,
+            base_url=base_url,
+            gateway=gateway,
+            timeout=timeout,
+            max_retries=max_retries,
+            tool_format=tool_format,
+            headers=dict(headers) if headers else None,
+        )
+        self.retry_policy = dataclasses.replace(
+            retry_policy or RetryPolicy(), max_retries=self.settings.max_retries
+        )
+        self._client = http_client
+        self._aclient = async_http_client
+        self._owns_client = http_client is None
+        self._transport = transport
+        self._async_transport = async_transport
+        self._lock = threading.Lock()
+
+    # -- facts and lifecycle ------------------------------------------------------------------
+
+    @property
+    def info(self) -> BackendInfo:
+        """The model id, its 4096-token window, no constrained decoding, ``workers-ai``."""
+        return BackendInfo(
+            model=self.settings.model,
+            context_window=4096,
+            constrained_decoding=False,
+            provider="workers-ai",
+        )
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return (
+            f"RemoteBackend(model={s.model!r}, account_id={s.account_id!r}, "
+            f"url={s.url!r}, api_token={'**********' if s.api_token else None})"
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickles carry no secret and no live client: the token is read from the env again.
+        state = {
+            "settings": self.settings.model_copy(update={"api_token": None}),
+            "retry_policy": self.retry_policy,
+        }
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.settings = state["settings"]
+        self.retry_policy = state["retry_policy"]
+        self._client = self._aclient = None
+        self._owns_client = True
+        self._transport = self._async_transport = None
+        self._lock = threading.Lock()
+
+    def __copy__(self) -> RemoteBackend:
+        # A copy keeps the token, shares clients passed in, and makes its own clients otherwise
+        # (closing one copy never closes the other's).
+        clone = object.__new__(RemoteBackend)
+        clone.__dict__.update(self.__dict__)
+        clone._lock = threading.Lock()
+        if self._owns_client:
+            clone._client = None
+        return clone
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RemoteBackend:
+        clone = copy.copy(self)
+        memo[id(self)] = clone
+        return clone
+
+    def _sync_client(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(transport=self._transport)
+            return self._client
+
+    @contextlib.asynccontextmanager
+    async def _async_client(self) -> AsyncIterator[httpx.AsyncClient]:
+        # An async connection pool belongs to the event loop it was opened on, and
+        # ``asyncio.run`` closes its loop at the end: a pool kept across calls breaks the next
+        # ``asyncio.run`` ("Event loop is closed") and leaks sockets. So, unless a client was
+        # passed in, each async call opens and closes its own client.
+        if self._aclient is not None:
+            yield self._aclient
+            return
+        client = httpx.AsyncClient(transport=self._async_transport)
+        try:
+            yield client
+        finally:
+            if self._async_transport is None:  # a transport passed in stays open
+                await client.aclose()
+
+    def _settings(self) -> RemoteSettings:
+        settings = self.settings.with_env_credentials()
+        if settings is not self.settings:
+            self.settings = settings
+        return settings
+
+    def _prepare(self, request: Request | Mapping[str, Any], *, stream: bool) -> PreparedCall:
+        return prepare(self._settings(), parse_request(request), stream=stream)
+
+    def _timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.settings.timeout)
+
+    def close(self) -> None:
+        """Close the HTTP client this backend created (a client passed in stays open).
+
+        The backend stays usable: a later request opens a new client.
+        """
+        if not self._owns_client:
+            return
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Async :meth:`close` (async calls hold no client between requests)."""
+        self.close()
+
+    def __enter__(self) -> RemoteBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> RemoteBackend:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def _wait_or_raise(
+        self,
+        retry: int,
+        error: APIError,
+        cause: BaseException,
+        call: PreparedCall,
+        delivered: bool = False,
+    ) -> float:
+        """The wait before retry ``retry``; raises ``error`` when it is not to be retried."""
+        delay = None if delivered else retry_delay(self.retry_policy, retry, error, call)
+        if delay is None:
+            if cause is not error:
+                raise error from cause
+            raise error
+        return delay
+
+    # -- sync -------------------------------------------------------------------------------
+
+    def run(self, request: Request | Mapping[str, Any]) -> ChatResult:
+        """Answer ``request`` in one piece (one POST, retried on transient failures)."""
+        call = self._prepare(request, stream=False)
+        client = self._sync_client()
+        retry = 0
+        while True:
+            try:
+                response = client.post(
+                    call.url,
+                    content=call.content,
+                    headers=dict(call.headers),
+                    timeout=self._timeout(),
+                )
+                if response.status_code >= 400:
+                    raise response_error(response.status_code, response.headers, response.content)
+                events = answer_events(call, response.status_code, response.content)
+                return reduce_events(events, model=call.model)
+            except httpx.HTTPError as exc:
+                error: APIError = transport_error(exc)
+                cause: BaseException = exc
+            except APIError as exc:
+                error, cause = exc, exc
+            retry += 1
+            time.sleep(self._wait_or_raise(retry, error, cause, call))
+
+    def stream(self, request: Request | Mapping[str, Any]) -> Iterator[StreamEvent]:
+        """Answer ``request`` as events, delivered as they arrive."""
+        call = self._prepare(request, stream=True)
+        client = self._sync_client()
+        retry = 0
+        while True:
+            decoder = StreamDecoder(call)
+            try:
+                with client.stream(
+                    "POST",
+                    call.url,
+                    content=call.content,
+                    headers=dict(call.headers),
+                    timeout=self._timeout(),
+                ) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        raise response_error(
+                            response.status_code, response.headers, response.content
+                        )
+                    if not is_event_stream(response.headers):
+                        response.read()
+                        yield from answer_events(call, response.status_code, response.content)
+                        return
+                    for chunk in response.iter_bytes():
+                        yield from decoder.feed(chunk)
+                        if decoder.done:
+                            break
+                    yield from decoder.end()
+                    return
+            except httpx.HTTPError as exc:
+                error: APIError = transport_error(
+                    exc, after_events=decoder.delivered, text=decoder.text
+                )
+                cause: BaseException = exc
+            except APIError as exc:
+                error, cause = exc, exc
+            retry += 1
+            time.sleep(self._wait_or_raise(retry, error, cause, call, decoder.delivered))
+
+    # -- async ------------------------------------------------------------------------------
+
+    async def arun(self, request: Request | Mapping[str, Any]) -> ChatResult:
+        """Async :meth:`run`."""
+        call = self._prepare(request, stream=False)
+        async with self._async_client() as client:
+            return await self._arun(client, call)
+
+    async def _arun(self, client: httpx.AsyncClient, call: PreparedCall) -> ChatResult:
+        retry = 0
+        while True:
+            try:
+                response = await client.post(
+                    call.url,
+                    content=call.content,
+                    headers=dict(call.headers),
+                    timeout=self._timeout(),
+                )
+                if response.status_code >= 400:
+                    raise response_error(response.status_code, response.headers, response.content)
+                events = answer_events(call, response.status_code, response.content)
+                return reduce_events(events, model=call.model)
+            except httpx.HTTPError as exc:
+                error: APIError = transport_error(exc)
+                cause: BaseException = exc
+            except APIError as exc:
+                error, cause = exc, exc
+            retry += 1
+            await asyncio.sleep(self._wait_or_raise(retry, error, cause, call))
+
+    async def astream(self, request: Request | Mapping[str, Any]) -> AsyncIterator[StreamEvent]:
+        """Async :meth:`stream`."""
+        call = self._prepare(request, stream=True)
+        async with (
+            self._async_client() as client,
+            contextlib.aclosing(self._astream(client, call)) as events,
+        ):
+            async for event in events:
+                yield event
+
+    async def _astream(
+        self, client: httpx.AsyncClient, call: PreparedCall
+    ) -> AsyncGenerator[StreamEvent, None]:
+        retry = 0
+        while True:
+            decoder = StreamDecoder(call)
+            try:
+                async with client.stream(
+                    "POST",
+                    call.url,
+                    content=call.content,
+                    headers=dict(call.headers),
+                    timeout=self._timeout(),
+                ) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        raise response_error(
+                            response.status_code, response.headers, response.content
+                        )
+                    if not is_event_stream(response.headers):
+                        await response.aread()
+                        for event in answer_events(call, response.status_code, response.content):
+                            yield event
+                        return
+                    async for chunk in response.aiter_bytes():
+                        for event in decoder.feed(chunk):
+                            yield event
+                        if decoder.done:
+                            break
+                    for event in decoder.end():
+                        yield event
+                    return
+            except httpx.HTTPError as exc:
+                error: APIError = transport_error(
+                    exc, after_events=decoder.delivered, text=decoder.text
+                )
+                cause: BaseException = exc
+            except APIError as exc:
+                error, cause = exc, exc
+            retry += 1
+            await asyncio.sleep(self._wait_or_raise(retry, error, cause, call, decoder.delivered))

@@ -1,0 +1,221 @@
+"""What the sync and async remote clients share: everything but the I/O call.
+
+Pure steps: build a request (:func:`prepare`), turn an HTTP answer or a transport failure into a
+typed error (:func:`response_error`, :func:`transport_error`), decode a non-streamed answer
+(:func:`answer_events`) and a stream (:class:`StreamDecoder`), and decide about retries
+(:func:`retry_delay`, which also logs).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ...config import RemoteSettings
+from ...errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    BadResponseError,
+    IncompleteStreamError,
+    error_from_response,
+)
+from ...retry import RetryPolicy, parse_retry_after
+from ...schema import Request, StreamEvent
+from ...sse import SSEDecoder
+from ...wire import (
+    OPTIONS_HEADER,
+    WireStreamDecoder,
+    envelope_to_events,
+    request_options_header,
+    request_to_body,
+)
+
+__all__ = [
+    "PreparedCall",
+    "StreamDecoder",
+    "answer_events",
+    "is_event_stream",
+    "prepare",
+    "response_error",
+    "retry_delay",
+    "transport_error",
+]
+
+logger = logging.getLogger("cf_llama2.remote")
+
+
+@dataclass(frozen=True)
+class PreparedCall:
+    """One HTTP call, ready to send (``repr`` leaves the headers out: they hold the token)."""
+
+    url: str
+    content: bytes
+    headers: Mapping[str, str]
+    request: Request
+    model: str
+    stream: bool
+
+    def __repr__(self) -> str:
+        return f"PreparedCall(url={self.url!r}, stream={self.stream}, bytes={len(self.content)})"
+
+
+def prepare(settings: RemoteSettings, request: Request, *, stream: bool) -> PreparedCall:
+    """The URL, body and headers for ``request``; ``stream`` overrides the request's flag.
+
+    Raises:
+        ConfigurationError: credentials are missing (named with their environment variables).
+    """
+    missing = settings.missing_credentials()
+    if missing is not None:
+        raise missing
+    body = request_to_body(request, tool_format=settings.tool_format)
+    body["stream"] = stream
+    headers = settings.request_headers()
+    if stream:
+        headers["Accept"] = "text/event-stream"
+    options = request_options_header(request)
+    if options is not None:
+        headers[OPTIONS_HEADER] = options
+    content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return PreparedCall(settings.url, content, headers, request, settings.model, stream)
+
+
+def _json_or_none(content: bytes) -> Any:
+    try:
+        return json.loads(content)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def response_error(status: int, headers: Mapping[str, str], content: bytes) -> APIError:
+    """The typed error for an HTTP error answer (status >= 400)."""
+    retry_after = parse_retry_after(headers.get("retry-after"))
+    body = _json_or_none(content)
+    text = content.decode("utf-8", errors="replace") if body is None else ""
+    error = error_from_response(status, body, retry_after=retry_after, text=text)
+    if retry_after is not None and not hasattr(error, "retry_after"):
+        error.retry_after = retry_after  # type: ignore[attr-defined]
+    return error
+
+
+def answer_events(call: PreparedCall, status: int, content: bytes) -> list[StreamEvent]:
+    """The events of a complete JSON answer (HTTP 200 expected; errors raised)."""
+    body = _json_or_none(content)
+    if body is None:
+        raise error_from_response(status, None, text=content.decode("utf-8", errors="replace"))
+    return envelope_to_events(status, body, call.request, model=call.model)
+
+
+def is_event_stream(headers: Mapping[str, str]) -> bool:
+    """Whether the answer is an SSE stream (else a JSON envelope)."""
+    return "text/event-stream" in headers.get("content-type", "").lower()
+
+
+def transport_error(
+    exc: httpx.HTTPError, *, after_events: bool = False, text: str = ""
+) -> APIError:
+    """The typed error for an httpx failure.
+
+    Args:
+        exc: the httpx exception.
+        after_events: events were already delivered: the answer is truncated.
+        text: the text delivered so far (kept on the truncation error).
+    """
+    if after_events:
+        return IncompleteStreamError(
+            f"the stream broke before 'data: [DONE]' ({type(exc).__name__}); the answer is "
+            "truncated. Retry the request.",
+            partial_text=text,
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(
+            f"Workers AI did not answer in time ({type(exc).__name__}). Retry, or raise timeout=."
+        )
+    if isinstance(exc, (httpx.TransportError, httpx.StreamError)):
+        return APIConnectionError(
+            f"could not reach Workers AI ({type(exc).__name__}: {exc}). Check the network, "
+            "base_url= and gateway=."
+        )
+    return APIConnectionError(f"HTTP failure talking to Workers AI ({type(exc).__name__}: {exc})")
+
+
+def retry_delay(
+    policy: RetryPolicy, retry: int, error: APIError, call: PreparedCall
+) -> float | None:
+    """The wait before retry ``retry`` (1-based), or ``None`` to raise ``error``; logs retries."""
+    delay = policy.delay(retry, error, retry_after=getattr(error, "retry_after", None))
+    if delay is not None:
+        logger.warning(
+            "Workers AI request failed with %s (HTTP %s, codes %s); retry %d of %d in %.2fs",
+            type(error).__name__,
+            error.status_code,
+            error.codes,
+            retry,
+            policy.max_retries,
+            delay,
+        )
+    return delay
+
+
+class StreamDecoder:
+    """Bytes of an SSE answer in, stream events out; knows when the answer is complete.
+
+    ``done`` turns true at ``data: [DONE]`` or when a stop sequence ended the text (the caller
+    then stops reading). :meth:`end` gives the closing events, or raises
+    :class:`IncompleteStreamError` when the stream closed before ``[DONE]``.
+    """
+
+    def __init__(self, call: PreparedCall) -> None:
+        self._sse = SSEDecoder()
+        self._wire = WireStreamDecoder(call.request, model=call.model)
+        self.done = False
+        self.delivered = False
+
+    @property
+    def text(self) -> str:
+        """The text delivered so far."""
+        return self._wire.text
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        """Events completed by ``chunk``."""
+        events: list[StreamEvent] = []
+        if self.done:
+            return events
+        for sse in self._sse.feed(chunk):
+            data = sse.data.strip()
+            if data == "[DONE]":
+                self.done = True
+                break
+            payload = _json_or_none(data.encode())
+            if sse.event == "error":
+                body = payload if isinstance(payload, Mapping) else None
+                raise error_from_response(None, body, text=data)
+            if payload is None:
+                raise BadResponseError(f"a Workers AI stream event is not JSON: {data[:200]!r}")
+            events += self._wire.feed(payload)
+            if self._wire.stopped:
+                self.done = True
+                break
+        if events:
+            self.delivered = True
+        return events
+
+    def end(self) -> list[StreamEvent]:
+        """The closing events once the body ended.
+
+        Raises:
+            IncompleteStreamError: the stream closed before ``data: [DONE]``.
+        """
+        if not self.done:
+            raise IncompleteStreamError(
+                "the Workers AI stream closed before 'data: [DONE]'; the answer is truncated. "
+                "Retry the request.",
+                partial_text=self._wire.text,
+            )
+        return self._wire.finish()

@@ -1,0 +1,241 @@
+"""Request side of the wire: the exact body, the options header, and the server's inverse.
+
+The remote client emulates what the wire has no field for: ``tool_choice="none"`` sends no
+tools, a named tool sends only that tool, and the tool / output-format instructions are merged
+into the system message. :func:`body_to_request` undoes that merging on the server (when the
+options header says so), so the local backend renders its own instructions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .. import prompt
+from ..errors import RequestValidationError
+from ..schema import ChatRequest, PromptRequest, Request, ResponseFormat, parse_request
+from ..tools import Tool, ToolFormat, normalize_tool
+
+__all__ = [
+    "OPTIONS_HEADER",
+    "body_to_request",
+    "request_options_header",
+    "request_to_body",
+    "response_format_instruction",
+    "sent_tools",
+]
+
+OPTIONS_HEADER = "cf-llama2-options"
+"""The request header that carries ``tool_choice``, ``stop`` and ``response_format``."""
+
+DONE_LINE = b"data: [DONE]\n\n"
+_OPTION_KEYS = frozenset({"tool_choice", "stop", "response_format", "instructions_in_prompt"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests (client side)
+
+
+def sent_tools(request: Request) -> list[Tool]:
+    """The tools the remote client sends: none for ``"none"``, the named one for a name.
+
+    They are returned as the wire carries them (every property has a ``type`` and a
+    ``description``), so the instruction in the prompt describes exactly what was sent and the
+    server can recognise it.
+    """
+    if not isinstance(request, ChatRequest) or request.tool_choice == "none":
+        return []
+    if request.tool_choice in ("auto", "required"):
+        tools = list(request.tools)
+    else:
+        tools = request.forced_tools()
+    return [normalize_tool(t.to_wire("flat")) for t in tools]
+
+
+def response_format_instruction(response_format: ResponseFormat) -> str:
+    """The instruction that asks for JSON output (the remote API has no structured output)."""
+    if response_format.type == "json_object" or not response_format.json_schema:
+        return "Answer with a single JSON object only, with no other text."
+    schema = json.dumps(response_format.json_schema, separators=(",", ":"), sort_keys=True)
+    return (
+        "Answer with a single JSON object only, with no other text. "
+        f"It must validate against this JSON schema: {schema}"
+    )
+
+
+def _merge_system(messages: list[dict[str, str]], text: str) -> list[dict[str, str]]:
+    if messages and messages[0].get("role") == "system":
+        first = dict(messages[0])
+        first["content"] = f"{first['content']}\n\n{text}" if first.get("content") else text
+        return [first, *messages[1:]]
+    return [{"role": "system", "content": text}, *messages]
+
+
+def _has_instructions(request: Request) -> bool:
+    if request.response_format is not None:
+        return isinstance(request, ChatRequest) or not request.raw
+    return bool(sent_tools(request))
+
+
+def request_to_body(request: Request, *, tool_format: ToolFormat = "function") -> dict[str, Any]:
+    """The exact Workers AI body for ``request`` (the model page's input schema).
+
+    Args:
+        request: a validated chat or prompt request.
+        tool_format: ``"function"`` (``{"type": "function", "function": {...}}``) or ``"flat"``.
+
+    Returns:
+        A JSON-ready dict. Chat requests carry ``messages`` with tool history rendered into
+        ``content`` and the tool / output-format instructions merged into the system message.
+    """
+    sampling = request.sampling_wire()
+    if isinstance(request, PromptRequest):
+        text = request.prompt
+        if request.response_format is not None and not request.raw:
+            text = f"{text}\n\n{response_format_instruction(request.response_format)}"
+        body: dict[str, Any] = {"prompt": text}
+        if request.raw:
+            body["raw"] = True
+        body.update(sampling)
+        return body
+    tools = sent_tools(request)
+    choice = "auto" if request.tool_choice == "none" else request.tool_choice
+    messages = prompt.flatten_messages(
+        request.messages, tools=tools, tool_choice=choice, tools_in_prompt=bool(tools)
+    )
+    if request.response_format is not None:
+        messages = _merge_system(
+            list(messages), response_format_instruction(request.response_format)
+        )
+    body = {"messages": [{"role": m["role"], "content": m["content"]} for m in messages]}
+    if tools:
+        body["tools"] = [t.to_wire(tool_format) for t in tools]
+    if request.functions:
+        body["functions"] = [{"name": f.name, "code": f.code} for f in request.functions]
+    body.update(sampling)
+    return body
+
+
+def request_options_header(request: Request) -> str | None:
+    """The ``cf-llama2-options`` header value, or ``None`` when there is nothing to say.
+
+    Keys: ``tool_choice`` (when not ``"auto"``), ``stop``, ``response_format``, and
+    ``instructions_in_prompt`` when tool or output-format instructions were merged into the
+    prompt (so that :func:`body_to_request` can take them out again).
+    """
+    options: dict[str, Any] = {}
+    if isinstance(request, ChatRequest) and request.tool_choice != "auto":
+        options["tool_choice"] = request.tool_choice
+    if request.stop:
+        options["stop"] = list(request.stop)
+    if request.response_format is not None:
+        options["response_format"] = request.response_format.model_dump(exclude_none=True)
+    if _has_instructions(request):
+        # Tells the local server to take the merged instructions out again (it renders its own).
+        options["instructions_in_prompt"] = True
+    if not options:
+        return None
+    return json.dumps(options, separators=(",", ":"), sort_keys=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests (server side)
+
+
+def _parse_options(header: str | None) -> dict[str, Any]:
+    if header is None or not header.strip():
+        return {}
+    try:
+        options = json.loads(header)
+    except json.JSONDecodeError as exc:
+        raise RequestValidationError(
+            f"the {OPTIONS_HEADER} header must be a JSON object; it is not JSON ({exc.msg})",
+            field=OPTIONS_HEADER,
+            value=header[:80],
+            limit="a JSON object with tool_choice, stop and/or response_format",
+        ) from None
+    if not isinstance(options, dict):
+        raise RequestValidationError(
+            f"the {OPTIONS_HEADER} header must be a JSON object; got {type(options).__name__}",
+            field=OPTIONS_HEADER,
+            value=type(options).__name__,
+            limit="a JSON object",
+        )
+    unknown = sorted(set(options) - _OPTION_KEYS)
+    if unknown:
+        raise RequestValidationError(
+            f"the {OPTIONS_HEADER} header has unknown keys {unknown}; allowed: "
+            f"{sorted(_OPTION_KEYS)}",
+            field=OPTIONS_HEADER,
+            value=unknown,
+            limit=", ".join(sorted(_OPTION_KEYS)),
+        )
+    return options
+
+
+def _strip_once(text: str, part: str) -> str:
+    if not part:
+        return text
+    head, found, tail = text.partition(part)
+    if not found:
+        return text
+    head, tail = head.strip(), tail.strip()
+    return f"{head}\n\n{tail}" if head and tail else head or tail
+
+
+def _strip_instructions(request: Request) -> Request:
+    """Undo the client's prompt merging so the local backend renders the instructions itself."""
+    if isinstance(request, PromptRequest):
+        if request.response_format is None or request.raw:
+            return request
+        suffix = "\n\n" + response_format_instruction(request.response_format)
+        if request.prompt.endswith(suffix) and len(request.prompt) > len(suffix):
+            return request.model_copy(update={"prompt": request.prompt[: -len(suffix)]})
+        return request
+    if not request.messages or request.messages[0].role != "system":
+        return request
+    content = request.messages[0].content
+    tools = sent_tools(request)
+    if tools:
+        choice = request.tool_choice
+        content = _strip_once(content, prompt.tool_system_prompt(tools, choice))
+    if request.response_format is not None:
+        content = _strip_once(content, response_format_instruction(request.response_format))
+    if content == request.messages[0].content:
+        return request
+    rest = list(request.messages[1:])
+    if content:
+        rest.insert(0, request.messages[0].model_copy(update={"content": content}))
+    if not rest:
+        return request
+    return request.model_copy(update={"messages": rest})
+
+
+def body_to_request(body: Any, options_header: str | None = None) -> Request:
+    """Validate a Workers AI request body (and the options header) into a request.
+
+    Args:
+        body: the decoded JSON body.
+        options_header: the ``cf-llama2-options`` header value, if the client sent one.
+
+    Raises:
+        RequestValidationError: the body matches neither shape, a field is out of range, or the
+            header is malformed (the message names the field, the limit and the value).
+    """
+    options = _parse_options(options_header)
+    merged = options.pop("instructions_in_prompt", False) is True
+    if not isinstance(body, Mapping):
+        return parse_request(body)
+    data = dict(body)
+    for key, value in options.items():
+        if key == "tool_choice" and "messages" not in data:
+            raise RequestValidationError(
+                "tool_choice applies to the messages shape only; this body has 'prompt'",
+                field="tool_choice",
+                value=value,
+                limit="messages requests only",
+            )
+        data[key] = value
+    request = parse_request(data)
+    return _strip_instructions(request) if merged else request

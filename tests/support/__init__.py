@@ -1,0 +1,1 @@
+"""Test helpers: the loopback Workers AI fake server."""

@@ -1,0 +1,1 @@
+"""Tests of the remote backend and the wire format."""
