@@ -15,6 +15,7 @@ Llama 2 was not trained for tool calling, so tools travel as text on both backen
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,6 +123,18 @@ def format_tool_result(content: str, *, call_id: str | None, name: str | None) -
     return f"Tool result {who}: {content}" if who else f"Tool result: {content}"
 
 
+_RENDERED_RESULT = re.compile(r"^Tool result(?: for \S+)?(?: \([^)\n]*\))?: ")
+
+
+def is_rendered_tool_result(content: str) -> bool:
+    """Whether ``content`` already has the :func:`format_tool_result` form.
+
+    A conversation that went over the wire once (remote client -> local server) carries its
+    tool results already rendered; rendering them again would say "Tool result" twice.
+    """
+    return bool(_RENDERED_RESULT.match(content))
+
+
 def flatten_messages(
     messages: Sequence[Message],
     *,
@@ -155,7 +168,10 @@ def flatten_messages(
             out.append({"role": "assistant", "content": content})
         elif msg.role == "tool":
             name = msg.name or names_by_id.get(msg.tool_call_id or "")
-            content = format_tool_result(msg.content, call_id=msg.tool_call_id, name=name)
+            if not msg.tool_call_id and not name and is_rendered_tool_result(msg.content):
+                content = msg.content
+            else:
+                content = format_tool_result(msg.content, call_id=msg.tool_call_id, name=name)
             out.append({"role": "tool", "content": content})
         else:
             out.append({"role": msg.role, "content": msg.content})

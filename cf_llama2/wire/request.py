@@ -57,7 +57,7 @@ def response_format_instruction(response_format: ResponseFormat) -> str:
     """The instruction that asks for JSON output (the remote API has no structured output)."""
     if response_format.type == "json_object" or not response_format.json_schema:
         return "Answer with a single JSON object only, with no other text."
-    schema = json.dumps(response_format.json_schema, separators=(",", ":"), sort_keys=True)
+    schema = json.dumps(response_format.json_schema, separators=(",", ":"))
     return (
         "Answer with a single JSON object only, with no other text. "
         f"It must validate against this JSON schema: {schema}"
@@ -136,7 +136,8 @@ def request_options_header(request: Request) -> str | None:
         options["instructions_in_prompt"] = True
     if not options:
         return None
-    return json.dumps(options, separators=(",", ":"), sort_keys=True)
+    # Key order is kept: a response_format schema's property order is the order of the answer.
+    return json.dumps(options, separators=(",", ":"))
 
 
 # ---------------------------------------------------------------------------------------------

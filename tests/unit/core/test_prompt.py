@@ -357,3 +357,17 @@ def test_flattened_conversation_renders_as_llama2() -> None:
     assert text.startswith("<s>[INST] <<SYS>>\nBe brief.\n\nYou can call these tools:")
     assert "Tool result for call_a (get_weather): sunny\n\nTool result for call_b" in text
     assert text.endswith("[/INST] Sunny, and it is noon.")
+
+
+def test_a_rendered_tool_result_is_not_rendered_twice() -> None:
+    from cf_llama2.prompt import flatten_messages, format_tool_result, is_rendered_tool_result
+
+    once = format_tool_result("18 C", call_id="call_1", name="get_weather")
+    assert is_rendered_tool_result(once)
+    assert not is_rendered_tool_result("18 C")
+    # After one trip over the wire the id and name live only in the content.
+    again = flatten_messages([Message(role="tool", content=once)])
+    assert again == [{"role": "tool", "content": once}]
+    # With an id the content is wrapped as usual, even when it looks rendered.
+    wrapped = flatten_messages([Message(role="tool", content="x", tool_call_id="c2")])
+    assert wrapped == [{"role": "tool", "content": "Tool result for c2: x"}]
