@@ -96,6 +96,8 @@ class WireStreamDecoder:
 
     def _structured(self, raw: Any) -> list[StreamEvent]:
         out: list[StreamEvent] = []
+        if self._parser is not None:
+            out += self._parsed(self._parser.release_whitespace())
         for call in tool_calls.calls_from_wire(raw, self._tools):
             index = len(self._index)
             self._index[("wire", index)] = index

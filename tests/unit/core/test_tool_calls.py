@@ -1,9 +1,8 @@
-"""Tool-call parsing: wire calls, calls in text, and the incremental stream parser."""
+"""Tool calls in model text: ``parse_text`` and the incremental ``ToolCallStreamParser``."""
 
 from __future__ import annotations
 
 import itertools
-import json
 import random
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -23,8 +22,6 @@ from cf_llama2.schema import (
 )
 from cf_llama2.tool_calls import (
     ToolCallStreamParser,
-    calls_from_wire,
-    new_tool_call_id,
     parse_text,
 )
 from cf_llama2.tools import Tool
@@ -89,12 +86,6 @@ def parsed_summary(text: str, tools: Sequence[Tool] = ()) -> tuple[str, list[tup
 # ids
 
 
-def test_new_tool_call_id_format_and_uniqueness() -> None:
-    ids = {new_tool_call_id() for _ in range(2000)}
-    assert len(ids) == 2000
-    assert all(ID_RE.match(i) for i in ids)
-
-
 def test_parse_text_gives_fresh_ids_for_identical_calls() -> None:
     _, first = parse_text(CALL)
     _, second = parse_text(CALL)
@@ -103,97 +94,10 @@ def test_parse_text_gives_fresh_ids_for_identical_calls() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# calls_from_wire
-
-
-def test_wire_object_and_string_arguments() -> None:
-    calls = calls_from_wire(
-        [
-            {"name": "get_weather", "arguments": {"city": "Paris"}},
-            {"name": "get_time", "arguments": '{"tz": "UTC"}'},
-        ]
-    )
-    assert [summary(c) for c in calls] == [
-        ("ok", "get_weather", {"city": "Paris"}),
-        ("ok", "get_time", {"tz": "UTC"}),
-    ]
-    assert all(ID_RE.match(c.id) for c in calls)
-    assert calls[0].id != calls[1].id
-
-
-def test_wire_missing_or_null_arguments_mean_no_arguments() -> None:
-    calls = calls_from_wire([{"name": "get_time"}, {"name": "get_time", "arguments": None}])
-    assert [summary(c) for c in calls] == [("ok", "get_time", {}), ("ok", "get_time", {})]
-
-
-def test_wire_openai_wrapped_item_is_accepted_and_keeps_its_id() -> None:
-    calls = calls_from_wire(
-        [
-            {
-                "id": "call_given",
-                "type": "function",
-                "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
-            }
-        ]
-    )
-    assert calls == [ToolCall(id="call_given", name="get_weather", arguments={"city": "Oslo"})]
-
-
-@pytest.mark.parametrize(
-    ("item", "error_part"),
-    [
-        ({"arguments": {"a": 1}}, "has no tool name"),
-        ({"name": "", "arguments": {}}, "has no tool name"),
-        ({"name": 3, "arguments": {}}, "has no tool name"),
-        ({"name": "get_time", "arguments": "{not json"}, "not valid JSON"),
-        ({"name": "get_time", "arguments": "[1, 2]"}, "must be a JSON object; got list"),
-        ({"name": "get_time", "arguments": [1, 2]}, "must be a JSON object; got list"),
-        ({"name": "get_time", "arguments": 5}, "must be a JSON object; got int"),
-        ("get_time", "must be an object {name, arguments}; got str"),
-    ],
-)
-def test_wire_bad_items_become_invalid_calls(item: Any, error_part: str) -> None:
-    calls = calls_from_wire([{"name": "get_time", "arguments": {}}, item])
-    assert len(calls) == 2, "nothing is dropped"
-    assert isinstance(calls[0], ToolCall)
-    bad = calls[1]
-    assert isinstance(bad, InvalidToolCall)
-    assert error_part in bad.error
-    assert ID_RE.match(bad.id)
-    assert bad.arguments  # the raw input is kept
-
-
-def test_wire_unknown_tool_with_tools_given() -> None:
-    (call,) = calls_from_wire([{"name": "nope", "arguments": {"x": 1}}], TOOLS)
-    assert isinstance(call, InvalidToolCall)
-    assert call.error == "unknown tool 'nope'; known: get_weather, get_time"
-    assert call.name == "nope"
-    assert json.loads(call.arguments) == {"x": 1}
-
-
-def test_wire_item_error_extension_makes_the_call_invalid() -> None:
-    (call,) = calls_from_wire(
-        [{"name": "get_time", "arguments": '{"tz": "U', "error": "the tool call was cut off"}]
-    )
-    assert call == InvalidToolCall(
-        id=call.id, name="get_time", arguments='{"tz": "U', error="the tool call was cut off"
-    )
-
-
-def test_wire_none_single_object_and_wrong_type() -> None:
-    assert calls_from_wire(None) == []
-    (one,) = calls_from_wire({"name": "get_time", "arguments": {}})
-    assert summary(one) == ("ok", "get_time", {})
-    (bad,) = calls_from_wire("get_time")
-    assert isinstance(bad, InvalidToolCall)
-    assert "must be a list" in bad.error
-
-
-# ---------------------------------------------------------------------------------------------
 # parse_text: the formats
 
-WEATHER = ("ok", "get_weather", {"city": "Paris"})
-TIME = ("ok", "get_time", {})
+WEATHER: tuple[Any, ...] = ("ok", "get_weather", {"city": "Paris"})
+TIME: tuple[Any, ...] = ("ok", "get_time", {})
 
 FORMATS: list[tuple[str, str, list[tuple[Any, ...]]]] = [
     ("plain text", "The weather is nice.", []),
@@ -630,3 +534,15 @@ def test_any_split_equals_parse_text(text: str, tools: Sequence[Tool]) -> None:
     for chunks in splits(text, rng):
         got = result_summary(reduce_stream(chunks, tools))
         assert got == expected, chunks
+
+
+def test_release_whitespace_emits_held_spaces_before_structured_calls() -> None:
+    parser = ToolCallStreamParser()
+    events = parser.feed("Checking both. ")
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Checking both."
+    assert parser.release_whitespace() == [TextDelta(text=" ")]
+    assert parser.release_whitespace() == []
+    # A held marker prefix is not released: it may still become a call.
+    parser = ToolCallStreamParser()
+    parser.feed("Sure <tool_c")
+    assert parser.release_whitespace() == []
