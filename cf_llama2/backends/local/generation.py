@@ -1,0 +1,245 @@
+"""The decoding loop: prompt ids in, stream events out, in the calling thread.
+
+One loop serves every request shape: it steps the model with its KV cache, applies penalties,
+the grammar mask and the sampler, detokenizes incrementally, cuts at stop sequences, and turns
+text into :class:`~cf_llama2.schema.TextDelta` (through the tool-call stream parser when tools
+are in play) or into :class:`~cf_llama2.schema.ToolCallDelta` for grammar-constrained calls.
+Being a plain generator, it streams without a helper thread; callers that must not block (the
+async paths) run it in a worker thread.
+
+Modes for the answer:
+
+* ``text``: free text (a ``response_format`` grammar may constrain it from the first token).
+* ``watch``: ``tool_choice="auto"`` with tools: free text, but if the answer starts a JSON call
+  (first non-space character ``{`` or ``[``, or a ``<tool_call>`` tag or a ``json`` code fence)
+  decoding switches to the
+  tool-call grammar from that point, so the call is valid.
+* ``call``: the tokens are a tool call under the tool-call grammar (forced from the first token
+  for ``required`` or a tool name, or after a trigger in ``watch`` mode).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ...schema import (
+    EndEvent,
+    FinishReason,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    UsageEvent,
+)
+from ...stop import StopFilter
+from ...tool_calls import ToolCallStreamParser, new_tool_call_id
+from ...tools import Tool
+from .detokenize import IncrementalDecoder
+from .grammar import GrammarLogitsProcessor, build_matcher, tool_call_schema
+from .sampling import Sampler
+
+__all__ = ["Plan", "generate_events"]
+
+Mode = Literal["text", "watch", "call"]
+_TAGS = ("<tool_call>", "```json")
+"""Openers after which a tool call follows; they are dropped and the grammar takes over."""
+CLOSE_RESERVE = 12
+"""Tokens before the budget ends from which a grammar-constrained value is steered to close."""
+_NAME_RE = re.compile(r'"name"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+@dataclass
+class Plan:
+    """Everything the loop needs for one request (built by the backend)."""
+
+    prompt_ids: list[int]
+    max_new_tokens: int
+    sampler: Sampler
+    eos_ids: frozenset[int]
+    vocab_size: int
+    model_name: str = ""
+    mode: Mode = "text"
+    tools: list[Tool] = field(default_factory=list)
+    call_tools: list[Tool] = field(default_factory=list)
+    grammar: GrammarLogitsProcessor | None = None
+    parse_calls: bool = False
+    stop: list[str] = field(default_factory=list)
+    cancelled: threading.Event | None = None
+    closers: list[int] = field(default_factory=list)
+
+
+Step = Callable[[list[int], Any], Any]
+"""``step(new_ids, cache) -> (last-position logits on CPU as float32 [1, vocab], cache)``."""
+
+
+class _Run:
+    def __init__(self, plan: Plan, tokenizer: Any) -> None:
+        self.plan = plan
+        self.tokenizer = tokenizer
+        self.mode: Mode = plan.mode
+        self.grammar = plan.grammar
+        self.decoder = IncrementalDecoder(tokenizer)
+        self.stops = StopFilter(plan.stop) if plan.stop else None
+        self.parser = ToolCallStreamParser(plan.tools) if plan.parse_calls else None
+        self.pending = ""
+        self.call_ids: list[int] = []
+        self.call_is_list = False
+        self.out: list[StreamEvent] = []
+        self.stopped = False
+
+    # -- text ------------------------------------------------------------------------------
+    def emit_text(self, text: str) -> None:
+        if self.stops is not None:
+            text = self.stops.feed(text)
+            if self.stops.stopped:
+                self.stopped = True
+        self._route(text)
+
+    def _route(self, text: str) -> None:
+        if not text:
+            return
+        if self.parser is not None:
+            self.out.extend(self.parser.feed(text))
+        else:
+            self.out.append(TextDelta(text=text))
+
+    # -- tool-call trigger -----------------------------------------------------------------
+    def start_call(self, context: Any, scores: Any | None, *, as_list: bool = False) -> None:
+        """Switch to the tool-call grammar; with ``scores``, mask them for a re-pick."""
+        matcher = build_matcher(
+            self.tokenizer,
+            tool_call_schema(self.plan.call_tools, many=as_list),
+            field="tools",
+        )
+        self.grammar = GrammarLogitsProcessor(matcher, self.plan.vocab_size)
+        self.mode = "call"
+        self.call_is_list = as_list
+        self.pending = ""
+        if scores is not None:
+            self.grammar(context, scores)
+
+    def accept(self, token: int, context: Any, scores: Any) -> int:
+        """Decide what ``token`` means; may re-pick it under a newly triggered grammar."""
+        if self.mode == "watch":
+            peek = (
+                self.pending + self.tokenizer.decode([token], skip_special_tokens=True)
+            ).lstrip()
+            if peek[:1] in ("{", "["):
+                self.start_call(context, scores, as_list=peek[0] == "[")
+                token = self.plan.sampler.pick(context, scores)
+        if self.grammar is not None:
+            self.grammar.consume(token)
+            self.grammar.mark_consumed(len(context[0]) + 1)
+        if self.mode == "call":
+            self.call_ids.append(token)
+            return token
+        delta = self.decoder.add(token)
+        if self.mode == "watch":
+            self.pending += delta
+            head = self.pending.lstrip()
+            if head.startswith(_TAGS):
+                self.start_call(context, None)
+            elif not head or any(tag.startswith(head) for tag in _TAGS):
+                return token
+            else:
+                self.mode, text, self.pending = "text", self.pending, ""
+                self.emit_text(text)
+            return token
+        self.emit_text(delta)
+        return token
+
+    # -- end -------------------------------------------------------------------------------
+    def finish(self, finish: FinishReason) -> FinishReason:
+        if self.mode == "call":
+            return self._finish_call(finish)
+        tail = self.decoder.flush()
+        if self.mode == "watch":
+            tail, self.pending = self.pending + tail, ""
+        if not self.stopped:
+            self.emit_text(tail)
+            if self.stops is not None and not self.stopped:
+                self._route(self.stops.flush())
+        if self.parser is not None:
+            events, finish = self.parser.finish(finish)
+            self.out.extend(events)
+        return finish
+
+    def _finish_call(self, finish: FinishReason) -> FinishReason:
+        text = self.tokenizer.decode(self.call_ids, skip_special_tokens=True)
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            name = _NAME_RE.search(text)
+            args = text.split('"arguments":', 1)[1] if '"arguments":' in text else ""
+            self.out.append(
+                ToolCallDelta(
+                    index=0,
+                    id=new_tool_call_id(),
+                    name=name.group(1) if name else None,
+                    arguments=args,
+                )
+            )
+            return finish
+        calls = value if isinstance(value, list) else [value]
+        for index, call in enumerate(calls):
+            self.out.append(
+                ToolCallDelta(
+                    index=index,
+                    id=new_tool_call_id(),
+                    name=call["name"],
+                    arguments=json.dumps(call.get("arguments", {}), ensure_ascii=False),
+                )
+            )
+        return "tool_calls"
+
+
+def generate_events(plan: Plan, tokenizer: Any, step: Step) -> Iterator[StreamEvent]:
+    """Run the decoding loop for ``plan``; yields events as tokens are produced."""
+    import torch
+
+    run = _Run(plan, tokenizer)
+    context_ids = list(plan.prompt_ids)
+    new_ids = list(plan.prompt_ids)
+    cache: Any = None
+    finish: FinishReason = "length"
+    produced = 0
+    while produced < plan.max_new_tokens:
+        if plan.cancelled is not None and plan.cancelled.is_set():
+            finish = "stop"
+            break
+        logits, cache = step(new_ids, cache)
+        context = torch.tensor([context_ids], dtype=torch.long)
+        scores = plan.sampler.penalise(context, logits)
+        if run.grammar is not None:
+            scores = run.grammar(context, scores)
+            if plan.closers and plan.max_new_tokens - produced <= CLOSE_RESERVE:
+                scores[0, plan.closers] += 1000.0  # forbidden ones stay -inf
+        token = plan.sampler.pick(context, scores.clone())
+        produced += 1
+        if token in plan.eos_ids:
+            finish = "stop"
+            break
+        token = run.accept(token, context, scores)
+        context_ids.append(token)
+        new_ids = [token]
+        if run.out:
+            yield from run.out
+            run.out.clear()
+        if run.stopped or (run.grammar is not None and run.grammar.done):
+            finish = "stop"
+            break
+    finish = run.finish(finish)
+    yield from run.out
+    prompt_tokens = len(plan.prompt_ids)
+    usage = Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=produced,
+        total_tokens=prompt_tokens + produced,
+    )
+    yield UsageEvent(usage=usage)
+    yield EndEvent(finish_reason=finish, model=plan.model_name)

@@ -1,0 +1,220 @@
+"""Grammar-constrained decoding with llguidance: tool calls and JSON-schema output.
+
+A :class:`GrammarLogitsProcessor` wraps an llguidance matcher: on each step it feeds the matcher
+the token sampled on the previous step (none on the first call, when ``input_ids`` is still the
+prompt), asks it for the mask of allowed next tokens and sets every other logit to ``-inf``. The
+mask is applied with plain torch bit operations (llguidance's own helper is wrapped in
+``torch.compile``, which compiles for tens of seconds on its first CPU call).
+
+Tool calls are decoded under the schema ``{"name": <one of the tools>, "arguments": <that
+tool's parameters>}`` with ``additionalProperties: false`` on both objects (without it models add
+keys at both levels) and compact whitespace (fewer tokens). Once the JSON is complete the
+grammar allows only EOS, so EOS must stay allowed (no ``min_new_tokens``).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from ...errors import MissingDependencyError, RequestValidationError, ServerError
+from ...tools import Tool
+
+__all__ = [
+    "GrammarLogitsProcessor",
+    "build_matcher",
+    "closing_tokens",
+    "ll_tokenizer",
+    "response_format_schema",
+    "tool_call_schema",
+]
+
+_COMPILE_OPTIONS: dict[str, Any] = {"whitespace_flexible": False, "lenient": True}
+_tokenizers: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_tokenizers_lock = threading.Lock()
+
+
+def _llguidance() -> Any:
+    try:
+        import llguidance
+        import llguidance.hf
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "llguidance", "local", "Constrained decoding (tool calls, response_format)"
+        ) from exc
+    return llguidance
+
+
+def ll_tokenizer(tokenizer: Any) -> Any:
+    """The llguidance tokenizer for a Transformers tokenizer, built once (~0.4 s) and cached."""
+    with _tokenizers_lock:
+        cached = _tokenizers.get(tokenizer)
+        if cached is None:
+            cached = _llguidance().hf.from_tokenizer(tokenizer)
+            _tokenizers[tokenizer] = cached
+        return cached
+
+
+_closers: weakref.WeakKeyDictionary[Any, list[int]] = weakref.WeakKeyDictionary()
+
+
+def closing_tokens(tokenizer: Any) -> list[int]:
+    """Ids of the tokens made only of JSON closing characters (``"``, ``}``, ``]``), cached.
+
+    Near the end of the token budget these are favoured (where the grammar allows them), so a
+    constrained value that runs long still closes instead of being cut off.
+    """
+    with _tokenizers_lock:
+        cached = _closers.get(tokenizer)
+        if cached is None:
+            vocab = tokenizer.get_vocab()
+            cached = []
+            for token_id in sorted(vocab.values()):
+                text = tokenizer.decode([token_id]).strip()
+                if text and set(text) <= set('"}]'):
+                    cached.append(token_id)
+            _closers[tokenizer] = cached
+        return cached
+
+
+def _closed(schema: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(schema)
+    out.setdefault("type", "object")
+    out.setdefault("properties", {})
+    out.setdefault("additionalProperties", False)
+    return out
+
+
+def tool_call_schema(tools: Sequence[Tool], *, many: bool = False) -> dict[str, Any]:
+    """The JSON schema of one call to one of ``tools`` (or a non-empty list of calls).
+
+    Args:
+        tools: the tools a call may name (at least one).
+        many: a JSON array of calls instead of one call object.
+    """
+    if not tools:
+        raise RequestValidationError(
+            "a constrained tool call needs at least one tool; pass tools=[...]",
+            field="tools",
+            value=[],
+            limit="at least one tool",
+        )
+    variants = [
+        {
+            "type": "object",
+            "properties": {
+                "name": {"const": tool.name},
+                "arguments": _closed(tool.parameters),
+            },
+            "required": ["name", "arguments"],
+            "additionalProperties": False,
+        }
+        for tool in tools
+    ]
+    call = variants[0] if len(variants) == 1 else {"anyOf": variants}
+    if many:
+        return {"type": "array", "items": call, "minItems": 1}
+    return call
+
+
+def response_format_schema(kind: str, json_schema: dict[str, Any] | None) -> dict[str, Any]:
+    """The schema for ``response_format``: the given one, or any JSON object for ``json_object``."""
+    if kind == "json_object" or not json_schema:
+        return {"type": "object"}
+    # Accept the OpenAI wrapper {"name": ..., "schema": {...}} as well as a bare schema.
+    if isinstance(json_schema.get("schema"), dict) and "type" not in json_schema:
+        return dict(json_schema["schema"])
+    return json_schema
+
+
+def build_matcher(tokenizer: Any, schema: dict[str, Any], *, field: str) -> Any:
+    """An llguidance matcher for ``schema``.
+
+    Raises:
+        RequestValidationError: the schema cannot be compiled (names ``field`` and the reason).
+    """
+    llg = _llguidance()
+    try:
+        grammar = llg.LLMatcher.grammar_from_json_schema(schema, defaults=_COMPILE_OPTIONS)
+    except (ValueError, TypeError) as exc:
+        raise _bad_schema(field, str(exc)) from None
+    matcher = llg.LLMatcher(ll_tokenizer(tokenizer), grammar, log_level=0)
+    if matcher.is_error():
+        raise _bad_schema(field, matcher.get_error())
+    return matcher
+
+
+def _bad_schema(field: str, reason: str) -> RequestValidationError:
+    return RequestValidationError(
+        f"{field} is not a JSON schema the local backend can enforce: {reason}. Simplify the "
+        "schema (plain types, properties, required, enum, arrays).",
+        field=field,
+        value=reason,
+        limit="a JSON schema supported by constrained decoding",
+    )
+
+
+class GrammarLogitsProcessor:
+    """A Transformers-style logits processor that keeps decoding inside a grammar.
+
+    Args:
+        matcher: an llguidance ``LLMatcher`` in its start state.
+        vocab_size: the number of tokens the tokenizer knows (logits beyond it are masked).
+    """
+
+    def __init__(self, matcher: Any, vocab_size: int) -> None:
+        import torch
+
+        self.matcher = matcher
+        self._vocab = vocab_size
+        self._bitmask = torch.full(((vocab_size + 31) // 32,), -1, dtype=torch.int32)
+        self._shifts = torch.arange(32, dtype=torch.int32)
+        self._seen: int | None = None
+
+    @property
+    def done(self) -> bool:
+        """The grammar is complete: only EOS may follow."""
+        return bool(self.matcher.is_stopped())
+
+    def consume(self, token_id: int) -> None:
+        """Feed one sampled token to the matcher.
+
+        Raises:
+            ServerError: the token is not allowed (the mask was bypassed).
+        """
+        if not self.matcher.consume_token(int(token_id)):
+            raise ServerError(
+                f"constrained decoding failed: token {token_id} was rejected by the grammar "
+                f"({self.matcher.get_error()})"
+            )
+
+    def mark_consumed(self, length: int) -> None:
+        """Record that the caller consumed the tokens up to ``length`` itself."""
+        self._seen = length
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        length = int(input_ids.shape[-1])
+        if self._seen is not None and length > self._seen:
+            self.consume(int(input_ids[0, -1]))
+        self._seen = length
+        return self.mask(scores)
+
+    def mask(self, scores: Any) -> Any:
+        """Set the logits of tokens the grammar forbids to ``-inf`` (in place) and return them."""
+        import torch
+
+        self.matcher.unsafe_compute_mask_ptr(
+            self._bitmask.data_ptr(), self._bitmask.numel() * self._bitmask.element_size()
+        )
+        if self.matcher.is_error():
+            raise ServerError(f"constrained decoding failed: {self.matcher.get_error()}")
+        bits = (self._bitmask.unsqueeze(-1) >> self._shifts) & 1
+        allowed = bits.reshape(-1)[: self._vocab].to(device=scores.device, dtype=torch.bool)
+        n = min(self._vocab, scores.shape[-1])
+        scores[..., :n].masked_fill_(~allowed[:n], float("-inf"))
+        if scores.shape[-1] > n:
+            scores[..., n:] = float("-inf")
+        return scores

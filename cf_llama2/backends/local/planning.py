@@ -1,0 +1,149 @@
+"""From a validated request to a decoding :class:`~.generation.Plan`, and the model step.
+
+:func:`build_plan` checks what only the local backend can check (the prompt fits the context
+window, no Workers AI ``functions``), renders and tokenizes the prompt and picks the answer mode:
+a forced tool call under the tool grammar, ``response_format`` under its schema's grammar, or
+free text watched for a tool call when tools are offered. :func:`model_step` wraps one forward
+pass with the KV cache.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from typing import Any
+
+from ...errors import RequestTooLargeError, RequestValidationError
+from ...schema import ChatRequest, Request
+from .chat_format import ChatFormat, render_prompt
+from .generation import Plan, Step
+from .grammar import (
+    GrammarLogitsProcessor,
+    build_matcher,
+    closing_tokens,
+    ll_tokenizer,
+    response_format_schema,
+    tool_call_schema,
+)
+from .lora import LoraAdapters
+from .sampling import make_sampler
+
+__all__ = ["build_plan", "eos_ids", "model_step"]
+
+
+def build_plan(
+    request: Request,
+    *,
+    model: Any,
+    tokenizer: Any,
+    context_window: int,
+    model_name: str,
+    chat_format: ChatFormat = "auto",
+    cancelled: threading.Event | None = None,
+) -> Plan:
+    """The decoding plan for ``request``.
+
+    Raises:
+        RequestTooLargeError: the prompt does not fit the context window (names both counts).
+        RequestValidationError: ``functions`` given, or a schema the grammar cannot enforce.
+    """
+    if isinstance(request, ChatRequest) and request.functions:
+        raise RequestValidationError(
+            "functions (code for Workers AI to run) are not supported by the local backend; "
+            "pass tools=[...] and run the tools yourself",
+            field="functions",
+            value=[f.name for f in request.functions],
+            limit="empty on the local backend",
+        )
+    prompt = render_prompt(request, tokenizer, chat_format)
+    n = len(prompt.ids)
+    if n >= context_window:
+        raise RequestTooLargeError(
+            f"the prompt is {n} tokens but the model's context window is {context_window} "
+            f"tokens (prompt + answer). Shorten the messages by at least "
+            f"{n - context_window + 1} tokens, or use a model with a longer context window."
+        )
+    vocab = int(ll_tokenizer(tokenizer).vocab_size)
+    plan = Plan(
+        prompt_ids=prompt.ids,
+        max_new_tokens=min(request.max_tokens, context_window - n),
+        sampler=make_sampler(request, prompt_length=n),
+        eos_ids=eos_ids(model, tokenizer),
+        vocab_size=vocab,
+        model_name=model_name,
+        stop=list(request.stop),
+        cancelled=cancelled,
+    )
+    tools = request.tools if isinstance(request, ChatRequest) else []
+    choice = request.tool_choice if isinstance(request, ChatRequest) else "none"
+    forced = request.forced_tools() if isinstance(request, ChatRequest) else []
+    if tools or request.response_format is not None:
+        plan.closers = closing_tokens(tokenizer)
+
+    def grammar(schema: dict[str, Any], field: str) -> GrammarLogitsProcessor:
+        return GrammarLogitsProcessor(build_matcher(tokenizer, schema, field=field), vocab)
+
+    if tools and choice != "none" and forced:
+        plan.mode, plan.call_tools = "call", forced
+        plan.grammar = grammar(tool_call_schema(forced), "tools")
+    elif request.response_format is not None:
+        fmt = request.response_format
+        schema = response_format_schema(fmt.type, fmt.json_schema)
+        plan.grammar = grammar(schema, "response_format.json_schema")
+    elif tools and choice != "none":
+        plan.mode, plan.call_tools, plan.tools, plan.parse_calls = "watch", tools, tools, True
+    return plan
+
+
+def eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+    """The token ids that end an answer: the tokenizer's EOS and the generation config's."""
+    ids: set[int] = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    config = getattr(model, "generation_config", None)
+    extra = getattr(config, "eos_token_id", None)
+    if isinstance(extra, int):
+        ids.add(extra)
+    elif isinstance(extra, (list, tuple)):
+        ids.update(int(i) for i in extra)
+    return frozenset(ids)
+
+
+def _forward_kwargs(model: Any) -> tuple[str, dict[str, Any]]:
+    """The KV-cache keyword of ``model.forward`` (``cache`` in recent Transformers, else
+    ``past_key_values``) and ``logits_to_keep=1`` where supported (no logits for the prompt)."""
+    params = inspect.signature(model.forward).parameters
+    cache_kw = "cache" if "cache" in params else "past_key_values"
+    extra = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+    return cache_kw, extra
+
+
+def model_step(
+    model: Any, adapters: LoraAdapters | None, lock: threading.Lock, lora: str | None
+) -> Step:
+    """One forward pass per call: new token ids + cache in, last logits (CPU float32) out.
+
+    The lock covers the adapter switch and the forward pass, so concurrent requests (each with
+    its own cache, sampler and grammar) interleave step by step.
+    """
+    import torch
+
+    device = model.get_input_embeddings().weight.device
+    cache_kw, extra = _forward_kwargs(model)
+    if lora is not None and adapters is not None:
+        adapters.ensure(lora)
+
+    def step(new_ids: list[int], cache: Any) -> tuple[Any, Any]:
+        ids = torch.tensor([new_ids], dtype=torch.long, device=device)
+        with lock:
+            if adapters is not None and (lora is not None or adapters.loaded):
+                adapters.activate(lora)
+            with torch.inference_mode():
+                out = model(input_ids=ids, use_cache=True, **{cache_kw: cache}, **extra)
+        next_cache = getattr(out, "cache", None)
+        if next_cache is None:
+            next_cache = getattr(out, "past_key_values", None)
+        # A normal tensor (not an inference one): the processors update it in place.
+        return out.logits[:, -1, :].to("cpu", torch.float32).clone(), next_cache
+
+    return step
