@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from ...prompt import flatten_messages, llama2_chat_prompt
 from ...schema import ChatRequest, Message, Request
+from ...wire import sent_tools
 
 __all__ = ["ChatFormat", "RenderedPrompt", "render_prompt"]
 
@@ -34,12 +35,15 @@ class RenderedPrompt:
 
 def _messages(request: Request) -> list[dict[str, str]]:
     if isinstance(request, ChatRequest):
-        tools_in_prompt = bool(request.tools) and request.tool_choice != "none"
+        # The same tools the remote client sends (only the forced one for a named choice, none
+        # for "none"), so a request answered here and one answered through the local server
+        # see the same prompt.
+        tools = sent_tools(request)
         return flatten_messages(
             request.messages,
-            tools=request.tools if tools_in_prompt else (),
-            tool_choice=request.tool_choice,
-            tools_in_prompt=tools_in_prompt,
+            tools=tools,
+            tool_choice=request.tool_choice if tools else "auto",
+            tools_in_prompt=bool(tools),
         )
     return flatten_messages([Message(role="user", content=request.prompt)])
 
