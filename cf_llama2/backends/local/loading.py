@@ -23,24 +23,34 @@ __all__ = ["LoadOptions", "Quantization", "import_local_stack", "load_model", "r
 Quantization = Literal["int8"] | None
 
 
-class _DropCastNotice(logging.Filter):
-    """Drops bitsandbytes' per-matmul "inputs will be cast ... to float16" notice.
+class _DropNotice(logging.Filter):
+    """Drops one known, harmless bitsandbytes notice; every other message passes.
 
-    On CPU every int8 matmul of a bfloat16 model logs it (tens of thousands of lines a run);
-    the cast is expected and harmless, the notice is noise. Other messages pass.
+    * ``bitsandbytes.autograd._functions``: "inputs will be cast ... to float16", logged on
+      every int8 matmul of a bfloat16 model on CPU (tens of thousands of lines a run).
+    * ``bitsandbytes.backends.cpu.ops``: "Failed to load CPU gemm_4bit_forward", logged at
+      import when the optional ``kernels`` package is absent; it concerns 4-bit, never used here.
     """
 
+    def __init__(self, fragment: str) -> None:
+        super().__init__()
+        self.fragment = fragment
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return "inputs will be cast" not in str(record.msg)
+        return self.fragment not in str(record.msg)
 
 
-_CAST_FILTER = _DropCastNotice()
+_NOTICE_FILTERS = {
+    "bitsandbytes.autograd._functions": _DropNotice("inputs will be cast"),
+    "bitsandbytes.backends.cpu.ops": _DropNotice("Failed to load CPU gemm_4bit_forward"),
+}
 
 
-def _quiet_int8_cast_notice() -> None:
-    logger = logging.getLogger("bitsandbytes.autograd._functions")
-    if _CAST_FILTER not in logger.filters:
-        logger.addFilter(_CAST_FILTER)
+def _quiet_bitsandbytes_notices() -> None:
+    for name, notice in _NOTICE_FILTERS.items():
+        logger = logging.getLogger(name)
+        if notice not in logger.filters:
+            logger.addFilter(notice)
 
 
 def import_local_stack(purpose: str = "The local backend") -> tuple[Any, Any]:
@@ -137,12 +147,12 @@ def load_model(source: str, options: LoadOptions) -> tuple[Any, Any]:
         common["local_files_only"] = local_only
     kwargs: dict[str, Any] = {**common, "dtype": dtype, "device_map": device_map}
     if options.quantization == "int8":
+        _quiet_bitsandbytes_notices()
         try:
             import bitsandbytes  # noqa: F401
         except ImportError as exc:
             raise MissingDependencyError("bitsandbytes", "local", "int8 quantization") from exc
         kwargs["quantization_config"] = transformers.BitsAndBytesConfig(load_in_8bit=True)
-        _quiet_int8_cast_notice()
     kwargs.update(dict(options.model_kwargs))
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, **common)

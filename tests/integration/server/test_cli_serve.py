@@ -27,12 +27,23 @@ STARTUP_LINES = 50
 def _curl_commands(markdown: str) -> list[str]:
     """The ``curl ... /ai/run/...`` commands of the README's shell code blocks."""
     commands: list[str] = []
-    for block in re.findall(r"```(?:bash|sh|shell|console)?\n(.*?)```", markdown, re.S):
-        joined = re.sub(r"\\\n\s*", " ", block)
-        for line in joined.splitlines():
-            line = line.strip().removeprefix("$ ")
-            if line.startswith("curl ") and "/ai/run/" in line:
-                commands.append(line)
+    lang: str | None = None  # the open block's language; None outside blocks
+    body: list[str] = []
+    for line in markdown.splitlines():
+        if not line.startswith("```"):
+            if lang is not None:
+                body.append(line)
+            continue
+        if lang is None:
+            lang, body = line[3:].strip(), []
+            continue
+        if lang in ("", "bash", "sh", "shell", "console"):
+            joined = re.sub(r"\\\n\s*", " ", "\n".join(body))
+            for command in joined.splitlines():
+                command = command.strip().removeprefix("$ ")
+                if command.startswith("curl ") and "/ai/run/" in command:
+                    commands.append(command)
+        lang = None
     return commands
 
 
