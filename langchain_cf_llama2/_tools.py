@@ -1,0 +1,163 @@
+"""Pure converters for ``bind_tools``: LangChain tool inputs and ``tool_choice`` -> core forms.
+
+Every tool kind goes through ``convert_to_openai_tool`` and then
+:func:`cf_llama2.tools.normalize_tool`, so a tool given as a ``BaseTool``, an ``@tool`` function,
+a Python function, a pydantic class, a TypedDict, a JSON schema, an OpenAI-style
+function-wrapped dict or a Workers AI flat dict ends up as the same :class:`cf_llama2.Tool`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+from cf_llama2.errors import RequestValidationError
+from cf_llama2.tools import Tool, normalize_tool, normalize_tools
+
+__all__ = ["convert_tool", "convert_tool_choice", "convert_tools"]
+
+_CHOICE_WORDS = {"auto": "auto", "none": "none", "required": "required", "any": "required"}
+
+
+def _is_flat_dict(tool: Mapping[str, Any]) -> bool:
+    """A Workers AI flat tool ``{name, description, parameters}`` (not a bare JSON schema)."""
+    return isinstance(tool.get("name"), str) and "parameters" in tool and "properties" not in tool
+
+
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SUBSCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
+_SUBSCHEMA_ONE = ("items", "additionalProperties", "not")
+
+
+def _strip_titles(schema: Any) -> Any:
+    """Drop the ``title`` keywords that JSON schemas generated from classes carry everywhere.
+
+    Titles repeat the property names, cost prompt tokens and make the same tool given as a class
+    and as its JSON schema differ. A *property* called ``title`` is kept.
+    """
+    if not isinstance(schema, Mapping):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key in _SUBSCHEMA_MAPS and isinstance(value, Mapping):
+            out[key] = {k: _strip_titles(v) for k, v in value.items()}
+        elif key in _SUBSCHEMA_LISTS and isinstance(value, list):
+            out[key] = [_strip_titles(v) for v in value]
+        elif key in _SUBSCHEMA_ONE:
+            out[key] = _strip_titles(value)
+        else:
+            out[key] = value
+    return out
+
+
+def convert_tool(tool: Any) -> Tool:
+    """Convert one ``bind_tools`` input into a :class:`cf_llama2.Tool`.
+
+    Raises:
+        RequestValidationError: the input is not a tool LangChain can describe, or its schema
+            breaks the model page's rules.
+    """
+    if isinstance(tool, Tool):
+        return tool
+    if isinstance(tool, Mapping) and (
+        (tool.get("type") == "function" and "function" in tool) or _is_flat_dict(tool)
+    ):
+        wrapped = normalize_tool(tool)
+        return wrapped.model_copy(update={"parameters": _strip_titles(wrapped.parameters)})
+    try:
+        openai_tool = convert_to_openai_tool(tool)
+    except (ValueError, TypeError) as exc:
+        raise RequestValidationError(
+            f"bind_tools: cannot turn {type(tool).__name__} into a tool ({exc}). Pass a BaseTool, "
+            "an @tool function, a typed Python function with a docstring, a pydantic class, a "
+            "TypedDict, a JSON schema, or a tool dict.",
+            field="tools",
+            value=type(tool).__name__,
+            limit="a tool LangChain can describe",
+        ) from None
+    function = dict(openai_tool["function"])
+    function["parameters"] = _strip_titles(function.get("parameters") or {})
+    return normalize_tool({"type": "function", "function": function})
+
+
+def convert_tools(tools: Sequence[Any]) -> list[Tool]:
+    """Convert every ``bind_tools`` input.
+
+    The same tool given twice (e.g. a pydantic class and its JSON schema) is kept once; two
+    different tools with one name raise :class:`~cf_llama2.errors.RequestValidationError`.
+    """
+    out: list[Tool] = []
+    for tool in (convert_tool(t) for t in tools):
+        if tool not in out:
+            out.append(tool)
+    return normalize_tools(out)
+
+
+def convert_tool_choice(choice: Any, tools: Sequence[Tool]) -> str | None:
+    """Map a LangChain ``tool_choice`` onto the core's ``"auto"/"none"/"required"/<name>``.
+
+    Accepts ``None`` (leave the default, ``"auto"``), ``"auto"``, ``"any"``, ``"required"``,
+    ``"none"``, a tool name, ``{"type": "function", "function": {"name": ...}}``,
+    ``{"type": "tool", "name": ...}``, ``True`` (``"required"``, with exactly one bound tool)
+    and ``False`` (``"none"``).
+
+    Raises:
+        RequestValidationError: an unknown name, ``True`` with several tools, or another shape.
+    """
+    names = [t.name for t in tools]
+    if choice is None:
+        return None
+    if choice is True:
+        if len(tools) != 1:
+            raise RequestValidationError(
+                f"tool_choice=True forces the one bound tool, but {len(tools)} tools are bound "
+                f"({', '.join(names) or 'none'}); pass tool_choice='any' or a tool name instead",
+                field="tool_choice",
+                value=True,
+                limit="exactly one bound tool",
+            )
+        return "required"
+    if choice is False:
+        return "none"
+    name: Any = choice
+    if isinstance(choice, Mapping):
+        kind = choice.get("type")
+        if kind == "function" and isinstance(choice.get("function"), Mapping):
+            name = choice["function"].get("name")
+        elif kind == "tool":
+            name = choice.get("name")
+        elif kind in _CHOICE_WORDS:
+            name = kind
+        else:
+            name = None
+    if isinstance(name, str):
+        word = _CHOICE_WORDS.get(name.strip().lower())
+        if word is not None:
+            if word != "auto" and word != "none" and not tools:
+                raise RequestValidationError(
+                    f"tool_choice={choice!r} needs at least one bound tool",
+                    field="tool_choice",
+                    value=choice,
+                    limit="tools to choose from",
+                )
+            return word
+        if name in names:
+            return name
+        raise RequestValidationError(
+            f"tool_choice={name!r} is not a bound tool; use one of {', '.join(names) or '(none)'} "
+            "or 'auto', 'any', 'required', 'none'",
+            field="tool_choice",
+            value=name,
+            limit="'auto', 'any', 'required', 'none' or a bound tool's name",
+        )
+    raise RequestValidationError(
+        f"tool_choice must be 'auto', 'any', 'required', 'none', a tool name, True, or "
+        f"{{'type': 'function', 'function': {{'name': ...}}}}; got {choice!r}",
+        field="tool_choice",
+        value=repr(choice),
+        limit="'auto', 'any', 'required', 'none', a tool name or a function dict",
+    )
