@@ -67,6 +67,12 @@ def result_to_events(result: ChatResult, *, chunk_words: bool = True) -> list[St
         half = len(args) // 2
         events.append(ToolCallDelta(index=index, id=call.id, name=call.name, arguments=args[:half]))
         events.append(ToolCallDelta(index=index, arguments=args[half:]))
+    for index, bad in enumerate(result.invalid_tool_calls, start=len(result.tool_calls)):
+        events.append(
+            ToolCallDelta(
+                index=index, id=bad.id, name=bad.name, arguments=bad.arguments, error=bad.error
+            )
+        )
     if result.usage is not None:
         events.append(UsageEvent(usage=result.usage))
     events.append(EndEvent(finish_reason=result.finish_reason, model=result.model))

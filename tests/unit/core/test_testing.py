@@ -9,6 +9,7 @@ from cf_llama2 import (
     ChatResult,
     ConfigurationError,
     EndEvent,
+    InvalidToolCall,
     RateLimitError,
     TextDelta,
     reduce_events,
@@ -68,3 +69,11 @@ async def test_async_paths() -> None:
     assert "".join(texts) == "three"
     await backend.aclose()
     assert backend.closed
+
+
+def test_invalid_tool_calls_survive_the_stream() -> None:
+    bad = InvalidToolCall(id="c9", name="f", arguments="{oops", error="not valid JSON")
+    scripted = ChatResult(invalid_tool_calls=[bad])
+    backend = ScriptedBackend([scripted, scripted])
+    assert backend.run(REQ).invalid_tool_calls == [bad]
+    assert reduce_events(backend.stream(REQ)).invalid_tool_calls == [bad]
