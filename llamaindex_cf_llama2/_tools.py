@@ -1,0 +1,216 @@
+"""LlamaIndex tools -> core tools, and ``tool_choice`` / ``tool_required`` -> one core choice.
+
+Pure functions. LlamaIndex tools (``FunctionTool``, ``QueryEngineTool``, any ``BaseTool``) are
+converted through their metadata's ``to_openai_tool()``, which is the function-wrapped form that
+:func:`cf_llama2.tools.normalize_tool` accepts; flat and function-wrapped dicts and core
+:class:`~cf_llama2.tools.Tool` objects are accepted as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from cf_llama2.errors import RequestValidationError
+from cf_llama2.tools import Tool, normalize_tool
+
+__all__ = ["inline_refs", "resolve_tool_choice", "to_core_tool", "to_core_tools"]
+
+_KEYWORD_CHOICES = ("auto", "none", "required", "any")
+_REF_PREFIXES = ("#/$defs/", "#/definitions/")
+
+
+def inline_refs(schema: Mapping[str, Any], *, tool: str = "") -> dict[str, Any]:
+    """Replace local ``$ref`` pointers (``#/$defs/X``) with the definitions they point to.
+
+    Pydantic puts nested models in ``$defs``; once a tool's parameters are embedded in a larger
+    schema (the tool-call grammar, the wire's per-property rules, the prompt) those pointers no
+    longer resolve, so the parameters are made self-contained here. Keywords next to a
+    ``$ref`` (such as ``description``) are kept, and an inlined model gets
+    ``additionalProperties: false`` unless it says otherwise.
+
+    Raises:
+        RequestValidationError: a pointer to a missing definition, or a recursive model (which
+            cannot be written out as a finite schema).
+    """
+    where = f"tools[{tool}].parameters" if tool else "parameters"
+    defs: dict[str, Any] = {}
+    for key in ("definitions", "$defs"):
+        found = schema.get(key)
+        if isinstance(found, Mapping):
+            defs.update(found)
+
+    def resolve(node: Any, seen: tuple[str, ...]) -> Any:
+        if isinstance(node, list):
+            return [resolve(item, seen) for item in node]
+        if not isinstance(node, Mapping):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            name = next((ref[len(p) :] for p in _REF_PREFIXES if ref.startswith(p)), None)
+            if name is None or name not in defs:
+                raise RequestValidationError(
+                    f"{where} has $ref {ref!r}, which does not point into its $defs; "
+                    "use local definitions ('#/$defs/<name>') or write the schema out",
+                    field=f"{where}.$ref",
+                    value=ref,
+                    limit="a '#/$defs/<name>' pointer to an existing definition",
+                )
+            if name in seen:
+                raise RequestValidationError(
+                    f"{where} is recursive ({' -> '.join((*seen, name))}); tool arguments need "
+                    "a finite schema. Limit the nesting depth with separate models.",
+                    field=f"{where}.$ref",
+                    value=ref,
+                    limit="a non-recursive schema",
+                )
+            target = resolve(defs[name], (*seen, name))
+            if "properties" in target:
+                # a nested model: extra keys would be ignored by its validation, so the model
+                # is not offered them (a grammar would otherwise let it add keys at will)
+                target.setdefault("additionalProperties", False)
+            siblings = {k: resolve(v, seen) for k, v in node.items() if k != "$ref"}
+            return {**target, **siblings}
+        return {k: resolve(v, seen) for k, v in node.items()}
+
+    top = {k: v for k, v in schema.items() if k not in ("$defs", "definitions")}
+    out: dict[str, Any] = resolve(top, ())
+    return out
+
+
+def _inline_tool_refs(spec: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A flat or function-wrapped tool dict with its parameters' ``$ref`` pointers inlined."""
+    inner = spec.get("function") if "function" in spec else spec
+    if not isinstance(inner, Mapping):
+        return spec
+    params = inner.get("parameters")
+    if not isinstance(params, Mapping) or not any(k in params for k in ("$defs", "definitions")):
+        return spec
+    fixed = {**inner, "parameters": inline_refs(params, tool=str(inner.get("name") or ""))}
+    return {**spec, "function": fixed} if "function" in spec else fixed
+
+
+def to_core_tool(tool: Any) -> Tool:
+    """Convert one LlamaIndex tool, tool dict or core tool into a core :class:`Tool`.
+
+    Nested models (``$defs``/``$ref``) are written out with :func:`inline_refs`.
+
+    Args:
+        tool: a LlamaIndex ``BaseTool`` (anything with ``metadata.to_openai_tool()``), a flat
+            ``{name, description, parameters}`` dict, a function-wrapped
+            ``{type: "function", function: {...}}`` dict, or a :class:`Tool`.
+
+    Raises:
+        RequestValidationError: the object is none of those, or its schema is invalid.
+    """
+    if isinstance(tool, Tool):
+        return tool
+    if isinstance(tool, Mapping):
+        return normalize_tool(_inline_tool_refs(tool))
+    metadata = getattr(tool, "metadata", None)
+    to_openai_tool = getattr(metadata, "to_openai_tool", None)
+    if callable(to_openai_tool):
+        spec = to_openai_tool(skip_length_check=True)
+        return normalize_tool(_inline_tool_refs(spec))
+    raise RequestValidationError(
+        "a tool must be a LlamaIndex tool (FunctionTool, QueryEngineTool, any BaseTool), a flat "
+        "dict {name, description, parameters} or a function-wrapped dict "
+        "{type: 'function', function: {...}}; got "
+        f"{type(tool).__name__}. Wrap plain functions with "
+        "llama_index.core.tools.FunctionTool.from_defaults(fn).",
+        field="tools",
+        value=type(tool).__name__,
+        limit="a LlamaIndex tool or a tool dict",
+    )
+
+
+def to_core_tools(tools: Iterable[Any] | None) -> list[Tool]:
+    """Convert a list of tools with :func:`to_core_tool`; names must be unique.
+
+    Raises:
+        RequestValidationError: a tool cannot be converted or two tools share a name.
+    """
+    out = [to_core_tool(t) for t in (tools or [])]
+    seen: set[str] = set()
+    for t in out:
+        if t.name in seen:
+            raise RequestValidationError(
+                f"tools: the name {t.name!r} is used twice; tool names must be unique",
+                field="tools",
+                value=t.name,
+                limit="unique names",
+            )
+        seen.add(t.name)
+    return out
+
+
+def _choice_name(tool_choice: Any) -> str:
+    """The string form of a ``tool_choice`` given as a string or an OpenAI/Anthropic-style dict."""
+    if isinstance(tool_choice, str):
+        return tool_choice.strip()
+    if isinstance(tool_choice, Mapping):
+        kind = tool_choice.get("type")
+        function = tool_choice.get("function")
+        if kind == "function" and isinstance(function, Mapping) and function.get("name"):
+            return str(function["name"])
+        if kind in ("tool", "function") and tool_choice.get("name"):
+            return str(tool_choice["name"])
+        if kind in _KEYWORD_CHOICES:
+            return str(kind)
+    raise RequestValidationError(
+        "tool_choice must be 'auto', 'none', 'required' (alias 'any'), a tool name, or a dict "
+        "{'type': 'function', 'function': {'name': ...}}; got " + repr(tool_choice),
+        field="tool_choice",
+        value=tool_choice,
+        limit="'auto', 'none', 'required', 'any' or a tool name",
+    )
+
+
+def resolve_tool_choice(tool_choice: Any, tool_required: bool, tools: Sequence[Tool]) -> str:
+    """The core ``tool_choice`` for LlamaIndex's ``tool_choice`` and ``tool_required``.
+
+    ``tool_required=True`` forces a call (``"required"``) unless ``tool_choice`` already names the
+    tool to call. A named tool must be one of ``tools``.
+
+    Args:
+        tool_choice: ``None``, a keyword (``"auto"``, ``"none"``, ``"required"``, ``"any"``), a
+            tool name, or a dict naming a tool.
+        tool_required: whether the model must call a tool.
+        tools: the converted tools of the request.
+
+    Raises:
+        RequestValidationError: an unknown tool name, ``tool_required`` with
+            ``tool_choice="none"``, or a forced call without tools.
+    """
+    choice = "auto" if tool_choice is None else _choice_name(tool_choice)
+    if choice == "any":
+        choice = "required"
+    if tool_required:
+        if choice == "none":
+            raise RequestValidationError(
+                "tool_required=True contradicts tool_choice='none'; drop one of them",
+                field="tool_choice",
+                value=choice,
+                limit="not 'none' when tool_required=True",
+            )
+        if choice == "auto":
+            choice = "required"
+    if choice in ("auto", "none"):
+        return choice
+    if not tools:
+        raise RequestValidationError(
+            f"tool_choice={choice!r} (or tool_required=True) needs at least one tool; pass tools",
+            field="tool_choice",
+            value=choice,
+            limit="a forced call needs tools",
+        )
+    names = [t.name for t in tools]
+    if choice != "required" and choice not in names:
+        raise RequestValidationError(
+            f"tool_choice={choice!r} is not one of the tools ({', '.join(names)}); use 'auto', "
+            "'none', 'required' or one of those names",
+            field="tool_choice",
+            value=choice,
+            limit="'auto', 'none', 'required' or a tool name",
+        )
+    return choice
