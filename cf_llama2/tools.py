@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ._validation import from_pydantic
 from .errors import RequestValidationError
+from .schema_refs import inline_refs
 
 __all__ = [
     "FunctionDef",
@@ -41,7 +42,9 @@ _JSON_TYPES = {"string", "number", "integer", "boolean", "array", "object", "nul
 def validate_parameters(parameters: Any, *, tool: str = "") -> dict[str, Any]:
     """Check a tool's parameters JSON schema and return a normalised copy.
 
-    Rules (each violation raises :class:`RequestValidationError` naming the tool and the key):
+    Local ``$ref`` pointers are written out first (:func:`cf_llama2.schema_refs.inline_refs`), so
+    the result is self-contained. Rules (each violation raises :class:`RequestValidationError`
+    naming the tool and the key):
     ``type`` is ``"object"`` (added when missing), ``properties`` is a mapping of schemas (empty
     when missing), ``required`` is a list of names that all appear in ``properties``.
     """
@@ -56,7 +59,7 @@ def validate_parameters(parameters: Any, *, tool: str = "") -> dict[str, Any]:
             value=type(parameters).__name__,
             limit="a JSON schema of type 'object'",
         )
-    params = copy.deepcopy(dict(parameters))
+    params = inline_refs(copy.deepcopy(dict(parameters)), tool=tool)
     kind = params.setdefault("type", "object")
     if kind != "object":
         raise RequestValidationError(

@@ -14,86 +14,15 @@ from typing import Any
 from cf_llama2.errors import RequestValidationError
 from cf_llama2.tools import Tool, normalize_tool
 
-__all__ = ["inline_refs", "resolve_tool_choice", "to_core_tool", "to_core_tools"]
+__all__ = ["resolve_tool_choice", "to_core_tool", "to_core_tools"]
 
 _KEYWORD_CHOICES = ("auto", "none", "required", "any")
-_REF_PREFIXES = ("#/$defs/", "#/definitions/")
-
-
-def inline_refs(schema: Mapping[str, Any], *, tool: str = "") -> dict[str, Any]:
-    """Replace local ``$ref`` pointers (``#/$defs/X``) with the definitions they point to.
-
-    Pydantic puts nested models in ``$defs``; once a tool's parameters are embedded in a larger
-    schema (the tool-call grammar, the wire's per-property rules, the prompt) those pointers no
-    longer resolve, so the parameters are made self-contained here. Keywords next to a
-    ``$ref`` (such as ``description``) are kept, and an inlined model gets
-    ``additionalProperties: false`` unless it says otherwise.
-
-    Raises:
-        RequestValidationError: a pointer to a missing definition, or a recursive model (which
-            cannot be written out as a finite schema).
-    """
-    where = f"tools[{tool}].parameters" if tool else "parameters"
-    defs: dict[str, Any] = {}
-    for key in ("definitions", "$defs"):
-        found = schema.get(key)
-        if isinstance(found, Mapping):
-            defs.update(found)
-
-    def resolve(node: Any, seen: tuple[str, ...]) -> Any:
-        if isinstance(node, list):
-            return [resolve(item, seen) for item in node]
-        if not isinstance(node, Mapping):
-            return node
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            name = next((ref[len(p) :] for p in _REF_PREFIXES if ref.startswith(p)), None)
-            if name is None or name not in defs:
-                raise RequestValidationError(
-                    f"{where} has $ref {ref!r}, which does not point into its $defs; "
-                    "use local definitions ('#/$defs/<name>') or write the schema out",
-                    field=f"{where}.$ref",
-                    value=ref,
-                    limit="a '#/$defs/<name>' pointer to an existing definition",
-                )
-            if name in seen:
-                raise RequestValidationError(
-                    f"{where} is recursive ({' -> '.join((*seen, name))}); tool arguments need "
-                    "a finite schema. Limit the nesting depth with separate models.",
-                    field=f"{where}.$ref",
-                    value=ref,
-                    limit="a non-recursive schema",
-                )
-            target = resolve(defs[name], (*seen, name))
-            if "properties" in target:
-                # a nested model: extra keys would be ignored by its validation, so the model
-                # is not offered them (a grammar would otherwise let it add keys at will)
-                target.setdefault("additionalProperties", False)
-            siblings = {k: resolve(v, seen) for k, v in node.items() if k != "$ref"}
-            return {**target, **siblings}
-        return {k: resolve(v, seen) for k, v in node.items()}
-
-    top = {k: v for k, v in schema.items() if k not in ("$defs", "definitions")}
-    out: dict[str, Any] = resolve(top, ())
-    return out
-
-
-def _inline_tool_refs(spec: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A flat or function-wrapped tool dict with its parameters' ``$ref`` pointers inlined."""
-    inner = spec.get("function") if "function" in spec else spec
-    if not isinstance(inner, Mapping):
-        return spec
-    params = inner.get("parameters")
-    if not isinstance(params, Mapping) or not any(k in params for k in ("$defs", "definitions")):
-        return spec
-    fixed = {**inner, "parameters": inline_refs(params, tool=str(inner.get("name") or ""))}
-    return {**spec, "function": fixed} if "function" in spec else fixed
 
 
 def to_core_tool(tool: Any) -> Tool:
     """Convert one LlamaIndex tool, tool dict or core tool into a core :class:`Tool`.
 
-    Nested models (``$defs``/``$ref``) are written out with :func:`inline_refs`.
+    Nested models (``$defs``/``$ref``) are written out by :func:`cf_llama2.tools.normalize_tool`.
 
     Args:
         tool: a LlamaIndex ``BaseTool`` (anything with ``metadata.to_openai_tool()``), a flat
@@ -106,12 +35,12 @@ def to_core_tool(tool: Any) -> Tool:
     if isinstance(tool, Tool):
         return tool
     if isinstance(tool, Mapping):
-        return normalize_tool(_inline_tool_refs(tool))
+        return normalize_tool(tool)
     metadata = getattr(tool, "metadata", None)
     to_openai_tool = getattr(metadata, "to_openai_tool", None)
     if callable(to_openai_tool):
         spec = to_openai_tool(skip_length_check=True)
-        return normalize_tool(_inline_tool_refs(spec))
+        return normalize_tool(spec)
     raise RequestValidationError(
         "a tool must be a LlamaIndex tool (FunctionTool, QueryEngineTool, any BaseTool), a flat "
         "dict {name, description, parameters} or a function-wrapped dict "

@@ -111,3 +111,26 @@ def test_tool_is_hashable_and_frozen() -> None:
     tool = Tool(name="a")
     with pytest.raises(Exception, match="frozen"):
         tool.name = "b"  # type: ignore[misc]
+
+
+def test_nested_models_are_written_out_for_every_form() -> None:
+    params = {
+        "type": "object",
+        "properties": {"items": {"type": "array", "items": {"$ref": "#/$defs/Item"}}},
+        "required": ["items"],
+        "$defs": {
+            "Item": {
+                "type": "object",
+                "properties": {"sku": {"type": "string"}, "qty": {"type": "integer"}},
+            }
+        },
+    }
+    tool = normalize_tool({"type": "function", "function": {"name": "order", "parameters": params}})
+    assert "$defs" not in tool.parameters
+    item = tool.parameters["properties"]["items"]["items"]
+    assert item["properties"]["qty"] == {"type": "integer"}
+    assert item["additionalProperties"] is False
+    assert "$ref" not in str(tool.to_wire("flat"))
+    assert tool.to_wire("flat")["parameters"]["properties"]["items"]["type"] == "array"
+    with pytest.raises(RequestValidationError, match="does not point"):
+        normalize_tool({"name": "f", "parameters": {"properties": {"x": {"$ref": "#/$defs/X"}}}})
