@@ -35,6 +35,7 @@ from .tools import FunctionDef, Tool, normalize_functions, normalize_tools
 
 __all__ = [
     "MAX_TEXT",
+    "SAMPLING_FIELDS",
     "ChatRequest",
     "ChatResult",
     "EndEvent",
@@ -137,6 +138,20 @@ class ResponseFormat(_Strict):
         return self
 
 
+SAMPLING_FIELDS = (
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "seed",
+    "repetition_penalty",
+    "frequency_penalty",
+    "presence_penalty",
+    "lora",
+)
+"""The model page's sampling fields, in its order: the adapters expose each as a model field."""
+
+
 class SamplingParams(_Strict):
     """The sampling fields common to both request shapes, with the model page's ranges."""
 
@@ -167,18 +182,7 @@ class SamplingParams(_Strict):
 
     def sampling_wire(self) -> dict[str, Any]:
         """The sampling fields as the wire body carries them (``None`` fields left out)."""
-        keys = (
-            "stream",
-            "max_tokens",
-            "temperature",
-            "top_p",
-            "top_k",
-            "seed",
-            "repetition_penalty",
-            "frequency_penalty",
-            "presence_penalty",
-            "lora",
-        )
+        keys = ("stream", *SAMPLING_FIELDS)
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 

@@ -18,6 +18,7 @@ from cf_llama2 import DEFAULT_MODEL
 from cf_llama2.backends.base import Backend
 from cf_llama2.backends.factory import resolve_backend
 from cf_llama2.errors import ConfigurationError, RequestValidationError
+from cf_llama2.schema import SAMPLING_FIELDS
 
 __all__ = [
     "ACCOUNT_ID_ENV",
@@ -34,20 +35,6 @@ ACCOUNT_ID_ENV = ("CLOUDFLARE_ACCOUNT_ID", "CF_ACCOUNT_ID")
 # Options that configure the remote backend only.
 REMOTE_OPTIONS = frozenset(
     {"account_id", "api_token", "model", "base_url", "gateway", "timeout", "max_retries"}
-)
-
-# The request fields of the model page (plus our ``stop``) that are model fields and per-call
-# keyword arguments.
-SAMPLING_FIELDS = (
-    "max_tokens",
-    "temperature",
-    "top_p",
-    "top_k",
-    "seed",
-    "repetition_penalty",
-    "frequency_penalty",
-    "presence_penalty",
-    "lora",
 )
 
 

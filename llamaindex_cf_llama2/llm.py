@@ -34,7 +34,13 @@ from pydantic import BaseModel
 from cf_llama2.backends.base import Backend
 from cf_llama2.backends.factory import resolve_backend
 from cf_llama2.errors import ConfigurationError, RequestValidationError
-from cf_llama2.schema import ChatRequest, PromptRequest, ResponseFormat, SamplingParams
+from cf_llama2.schema import (
+    SAMPLING_FIELDS,
+    ChatRequest,
+    PromptRequest,
+    ResponseFormat,
+    SamplingParams,
+)
 
 from ._messages import to_core_messages
 from ._responses import (
@@ -50,19 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CloudflareLlama2"]
 
-_SAMPLING_FIELDS = (
-    "max_tokens",
-    "temperature",
-    "top_p",
-    "top_k",
-    "seed",
-    "repetition_penalty",
-    "frequency_penalty",
-    "presence_penalty",
-    "lora",
-    "stop",
-    "response_format",
-)
+_SAMPLING_FIELDS = (*SAMPLING_FIELDS, "stop", "response_format")
 _CHAT_ONLY = ("tools", "tool_choice", "tool_required")
 _REMOTE_OPTIONS = ("account_id", "model", "base_url", "gateway", "timeout", "max_retries")
 _resolve_lock = threading.Lock()
