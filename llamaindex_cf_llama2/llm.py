@@ -1,14 +1,14 @@
 """``CloudflareLlama2``: a LlamaIndex ``FunctionCallingLLM`` for Llama 2 chat with tool calling.
 
 The class is glue: LlamaIndex messages and tools go through the pure converters of
-:mod:`._messages` and :mod:`._tools` into a core request, a backend answers (Workers AI, the
-local int8 model or any backend object), and :mod:`._responses` turns the result or the event
-stream back into LlamaIndex responses. Sync and async paths share everything but the backend call.
+:mod:`._messages` and :mod:`._tools` into a core request (:mod:`._requests`), a backend answers
+(Workers AI, the local int8 model or any backend object; see :mod:`._backend`), and
+:mod:`._responses` turns the result or the event stream (:mod:`._streaming`) back into LlamaIndex
+responses. Sync and async paths share everything but the backend call.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,51 +22,32 @@ from llama_index.core.base.llms.types import (
     CompletionResponseGen,
     LLMMetadata,
     MessageRole,
-    ToolCallBlock,
 )
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
-from llama_index.core.llms.utils import parse_partial_json
-from pydantic import BaseModel
 
 from cf_llama2.backends.base import Backend
-from cf_llama2.backends.factory import resolve_backend
-from cf_llama2.errors import ConfigurationError, RequestValidationError
-from cf_llama2.schema import (
-    SAMPLING_FIELDS,
-    ChatRequest,
-    PromptRequest,
-    ResponseFormat,
-    SamplingParams,
-)
+from cf_llama2.schema import ChatRequest, PromptRequest, SamplingParams
 
-from ._messages import to_core_messages
-from ._responses import (
-    ChatStreamConverter,
-    CompletionStreamConverter,
-    chat_response,
-    completion_response,
+from ._backend import (
+    REMOTE_OPTIONS,
+    RESOLVE_LOCK,
+    backend_name,
+    check_recreatable,
+    create_backend,
+    pickle_private_state,
 )
-from ._tools import resolve_tool_choice, to_core_tools
+from ._function_calling import keep_first_tool_call, tool_chat_arguments, tool_selections
+from ._requests import chat_request, field_defaults, prompt_request
+from ._responses import chat_response, completion_response
+from ._streaming import achat_chunks, acompletion_chunks, chat_chunks, completion_chunks
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
 
 __all__ = ["CloudflareLlama2"]
-
-_SAMPLING_FIELDS = (*SAMPLING_FIELDS, "stop", "response_format")
-_CHAT_ONLY = ("tools", "tool_choice", "tool_required")
-_REMOTE_OPTIONS = ("account_id", "model", "base_url", "gateway", "timeout", "max_retries")
-_resolve_lock = threading.Lock()
-
-
-def _response_format(value: Any) -> Any:
-    """Accept a pydantic model class as ``response_format`` (its JSON schema)."""
-    if isinstance(value, type) and issubclass(value, BaseModel):
-        return ResponseFormat(type="json_schema", json_schema=value.model_json_schema())
-    return value
 
 
 class CloudflareLlama2(FunctionCallingLLM):
@@ -132,30 +113,9 @@ class CloudflareLlama2(FunctionCallingLLM):
         api_token: str | SecretStr | None = None,
         **data: Any,
     ) -> None:
-        given_object: Backend | None = None
-        if isinstance(backend, str):
-            name = backend.strip().lower()
-            if name not in ("remote", "local"):
-                raise ConfigurationError(
-                    f"backend={backend!r} is not a backend name; use 'remote' (Workers AI), "
-                    "'local' (the embedded int8 model) or a backend object such as "
-                    "cf_llama2.backends.LocalBackend('meta-llama/Llama-2-7b-chat-hf')"
-                )
-        else:
-            given_object = resolve_backend(backend)
-            name = type(backend).__name__
-        if name != "remote":
-            extra = [k for k in _REMOTE_OPTIONS if data.get(k) is not None]
-            if api_token is not None:
-                extra.append("api_token")
-            if extra:
-                raise ConfigurationError(
-                    f"{', '.join(extra)} only apply to backend='remote'; backend={name!r} was "
-                    "given. For another local model pass "
-                    "backend=cf_llama2.backends.LocalBackend('<model id or path>')."
-                )
+        name, given_object = backend_name(backend, api_token, data)
         super().__init__(backend=name, **data)
-        SamplingParams(**self._sampling_defaults())  # range check, raises RequestValidationError
+        SamplingParams(**field_defaults(self))  # range check, raises RequestValidationError
         if api_token is not None:
             self._api_token = (
                 api_token if isinstance(api_token, SecretStr) else SecretStr(api_token)
@@ -172,12 +132,9 @@ class CloudflareLlama2(FunctionCallingLLM):
         An unpickled copy reads the token from ``CLOUDFLARE_API_TOKEN`` and resolves its backend
         again on first use. A backend object passed in is kept when it can be pickled.
         """
-        private: dict[str, Any] = {"_api_token": None, "_owns_backend": False}
-        if self.backend in ("remote", "local"):
-            private["_backend_obj"] = None
         state = dict(super().__getstate__())  # drops what cannot be pickled
-        kept = state.get("__pydantic_private__") or {}
-        state["__pydantic_private__"] = {"_backend_obj": None, **kept, **private}
+        kept = state.get("__pydantic_private__")
+        state["__pydantic_private__"] = pickle_private_state(self.backend, kept)
         return state
 
     # -- backend ----------------------------------------------------------------------------
@@ -185,18 +142,11 @@ class CloudflareLlama2(FunctionCallingLLM):
     def _get_backend(self) -> Backend:
         """The backend, created on first use."""
         if self._backend_obj is None:
-            if self.backend not in ("remote", "local"):
-                raise ConfigurationError(
-                    f"this CloudflareLlama2 was built with a {self.backend} backend object that "
-                    "was not carried over (it could not be pickled, or it was closed); create "
-                    "the LLM again with backend=<the backend object>"
-                )
-            with _resolve_lock:
+            check_recreatable(self.backend)
+            with RESOLVE_LOCK:
                 if self._backend_obj is None:
-                    options: dict[str, Any] = {k: getattr(self, k) for k in _REMOTE_OPTIONS}
-                    if self._api_token is not None:
-                        options["api_token"] = self._api_token.get_secret_value()
-                    self._backend_obj = resolve_backend(self.backend, **options)
+                    options = {k: getattr(self, k) for k in REMOTE_OPTIONS}
+                    self._backend_obj = create_backend(self.backend, options, self._api_token)
                     self._owns_backend = self.backend == "remote"
         return self._backend_obj
 
@@ -229,61 +179,21 @@ class CloudflareLlama2(FunctionCallingLLM):
 
     # -- requests ---------------------------------------------------------------------------
 
-    def _sampling_defaults(self) -> dict[str, Any]:
-        values = {k: getattr(self, k) for k in _SAMPLING_FIELDS if k != "response_format"}
-        return {k: v for k, v in values.items() if v is not None}
-
-    def _sampling(self, kwargs: dict[str, Any], allowed: Sequence[str]) -> dict[str, Any]:
-        """Instance defaults overridden by per-call kwargs; unknown kwargs raise."""
-        unknown = sorted(k for k in kwargs if k not in _SAMPLING_FIELDS and k not in allowed)
-        if unknown:
-            accepted = ", ".join((*_SAMPLING_FIELDS, *allowed))
-            raise RequestValidationError(
-                f"unknown keyword argument(s) {', '.join(unknown)}; this call accepts {accepted}",
-                field=unknown[0],
-                value=unknown,
-                limit=accepted,
-            )
-        params = self._sampling_defaults()
-        for key in _SAMPLING_FIELDS:
-            if kwargs.get(key) is not None:
-                params[key] = kwargs[key]
-        if "response_format" in params:
-            params["response_format"] = _response_format(params["response_format"])
-        return params
-
     def _chat_request(
         self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], *, stream: bool
     ) -> ChatRequest:
-        params = self._sampling(kwargs, _CHAT_ONLY)
-        tools = to_core_tools(kwargs.get("tools"))
-        choice = resolve_tool_choice(
-            kwargs.get("tool_choice"), bool(kwargs.get("tool_required", False)), tools
-        )
-        return ChatRequest(
-            messages=to_core_messages(messages),
-            tools=tools,
-            tool_choice=choice,
-            stream=stream,
-            **params,
-        )
+        return chat_request(messages, kwargs, field_defaults(self), stream=stream)
 
     def _prompt_request(
         self, prompt: str, formatted: bool, kwargs: dict[str, Any], *, stream: bool
     ) -> PromptRequest:
-        if any(k in kwargs for k in _CHAT_ONLY):
-            raise RequestValidationError(
-                "complete() takes no tools; use chat() or chat_with_tools() to call tools",
-                field="tools",
-                value=sorted(k for k in kwargs if k in _CHAT_ONLY),
-                limit="chat only",
-            )
-        params = self._sampling(kwargs, ("raw",))
-        to_prompt = self.completion_to_prompt
-        if not formatted and to_prompt is not None:
-            prompt = to_prompt(prompt)
-        return PromptRequest(
-            prompt=prompt, raw=bool(kwargs.get("raw", False)), stream=stream, **params
+        return prompt_request(
+            prompt,
+            formatted,
+            kwargs,
+            field_defaults(self),
+            self.completion_to_prompt,
+            stream=stream,
         )
 
     # -- chat -------------------------------------------------------------------------------
@@ -305,17 +215,7 @@ class CloudflareLlama2(FunctionCallingLLM):
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         """Stream the answer; the last chunk is the complete answer with its tool calls."""
         request = self._chat_request(messages, kwargs, stream=True)
-        backend = self._get_backend()
-
-        def gen() -> ChatResponseGen:
-            converter = ChatStreamConverter(model=backend.info.model)
-            for event in backend.stream(request):
-                chunk = converter.feed(event)
-                if chunk is not None:
-                    yield chunk
-            converter.finish()
-
-        return gen()
+        return chat_chunks(self._get_backend(), request)
 
     @llm_chat_callback()
     async def astream_chat(
@@ -323,17 +223,7 @@ class CloudflareLlama2(FunctionCallingLLM):
     ) -> ChatResponseAsyncGen:
         """Async :meth:`stream_chat`."""
         request = self._chat_request(messages, kwargs, stream=True)
-        backend = self._get_backend()
-
-        async def gen() -> ChatResponseAsyncGen:
-            converter = ChatStreamConverter(model=backend.info.model)
-            async for event in backend.astream(request):
-                chunk = converter.feed(event)
-                if chunk is not None:
-                    yield chunk
-            converter.finish()
-
-        return gen()
+        return achat_chunks(self._get_backend(), request)
 
     # -- complete ---------------------------------------------------------------------------
 
@@ -363,17 +253,7 @@ class CloudflareLlama2(FunctionCallingLLM):
     ) -> CompletionResponseGen:
         """Stream a completion; the last chunk carries the usage."""
         request = self._prompt_request(prompt, formatted, kwargs, stream=True)
-        backend = self._get_backend()
-
-        def gen() -> CompletionResponseGen:
-            converter = CompletionStreamConverter(model=backend.info.model)
-            for event in backend.stream(request):
-                chunk = converter.feed(event)
-                if chunk is not None:
-                    yield chunk
-            converter.finish()
-
-        return gen()
+        return completion_chunks(self._get_backend(), request)
 
     @llm_completion_callback()
     async def astream_complete(
@@ -381,17 +261,7 @@ class CloudflareLlama2(FunctionCallingLLM):
     ) -> CompletionResponseAsyncGen:
         """Async :meth:`stream_complete`."""
         request = self._prompt_request(prompt, formatted, kwargs, stream=True)
-        backend = self._get_backend()
-
-        async def gen() -> CompletionResponseAsyncGen:
-            converter = CompletionStreamConverter(model=backend.info.model)
-            async for event in backend.astream(request):
-                chunk = converter.feed(event)
-                if chunk is not None:
-                    yield chunk
-            converter.finish()
-
-        return gen()
+        return acompletion_chunks(self._get_backend(), request)
 
     # -- function calling -------------------------------------------------------------------
 
@@ -412,18 +282,9 @@ class CloudflareLlama2(FunctionCallingLLM):
         ``tool_choice`` may name the tool to call. ``allow_parallel_tool_calls=False`` keeps the
         first call of the answer (see ``_validate_chat_with_tools_response``).
         """
-        core_tools = to_core_tools(tools)
-        messages = list(chat_history or [])
-        if isinstance(user_msg, str):
-            user_msg = ChatMessage(role=MessageRole.USER, content=user_msg)
-        if user_msg is not None:
-            messages.append(user_msg)
-        return {
-            "messages": messages,
-            "tools": core_tools,
-            "tool_choice": resolve_tool_choice(tool_choice, tool_required, core_tools),
-            **kwargs,
-        }
+        return tool_chat_arguments(
+            tools, user_msg, chat_history, tool_required, tool_choice, kwargs
+        )
 
     def _validate_chat_with_tools_response(
         self,
@@ -435,17 +296,7 @@ class CloudflareLlama2(FunctionCallingLLM):
         """Keep only the first tool call when parallel calls are not allowed."""
         if allow_parallel_tool_calls:
             return response
-        message = response.message
-        calls = [b for b in message.blocks if isinstance(b, ToolCallBlock)]
-        if len(calls) > 1:
-            first = calls[0]
-            message.blocks = [
-                b for b in message.blocks if not isinstance(b, ToolCallBlock) or b is first
-            ]
-            legacy = message.additional_kwargs.get("tool_calls")
-            if isinstance(legacy, list) and legacy:
-                message.additional_kwargs["tool_calls"] = legacy[:1]
-        return response
+        return keep_first_tool_call(response)
 
     def get_tool_calls_from_response(
         self,
@@ -462,63 +313,4 @@ class CloudflareLlama2(FunctionCallingLLM):
             ValueError: no tool call and ``error_on_no_tool_call=True``; the message names any
                 call the model attempted that could not be parsed.
         """
-        message = response.message
-        selections = [
-            ToolSelection(
-                tool_id=block.tool_call_id or "",
-                tool_name=block.tool_name,
-                tool_kwargs=_lenient_arguments(block.tool_kwargs),
-            )
-            for block in message.blocks
-            if isinstance(block, ToolCallBlock) and block.tool_name
-        ]
-        if not selections:
-            selections = [
-                _selection_from_legacy(raw)
-                for raw in message.additional_kwargs.get("tool_calls") or []
-            ]
-        if not selections and error_on_no_tool_call:
-            invalid = message.additional_kwargs.get("invalid_tool_calls") or []
-            reasons = "; ".join(f"{c.get('name')}: {c.get('error')}" for c in invalid)
-            if invalid:
-                detail = (
-                    f"The model attempted {len(invalid)} call(s) that could not be used: {reasons}."
-                )
-                fix = (
-                    "Raise max_tokens so the call fits."
-                    if "max_tokens" in reasons
-                    else "Retry, or force the call with tool_required=True."
-                )
-            else:
-                detail = f"It answered with text: {(message.content or '')[:200]!r}."
-                fix = "Pass tool_required=True (or tool_choice='<tool name>') to force a call."
-            raise ValueError(
-                f"Expected at least one tool call, but got 0 tool calls. {detail} {fix}"
-            )
-        return selections
-
-
-def _lenient_arguments(value: Any) -> dict[str, Any]:
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, str) and value.strip():
-        try:
-            parsed = parse_partial_json(value)
-        except (ValueError, TypeError):
-            return {}
-        return parsed if isinstance(parsed, dict) else {}
-    return {}
-
-
-def _selection_from_legacy(raw: Any) -> ToolSelection:
-    def get(obj: Any, key: str) -> Any:
-        return obj.get(key) if isinstance(obj, Mapping) else getattr(obj, key, None)
-
-    function = get(raw, "function")
-    source = function if function is not None else raw
-    arguments = get(source, "arguments")
-    return ToolSelection(
-        tool_id=str(get(raw, "id") or ""),
-        tool_name=str(get(source, "name") or ""),
-        tool_kwargs=_lenient_arguments(arguments),
-    )
+        return tool_selections(response, error_on_no_tool_call)

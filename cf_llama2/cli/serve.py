@@ -1,0 +1,181 @@
+"""``cf-llama2 serve``: serve local models over the Workers AI HTTP API."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from ..backends.base import Backend
+from ._common import (
+    DEFAULT_PORT,
+    DEFAULT_SERVED_MODEL,
+    EXIT_OK,
+    SERVER_TOKEN_ENV,
+    UsageError,
+    float_arg,
+    non_negative_int,
+    port,
+    positive_int,
+)
+
+__all__ = ["add_serve_command", "parse_model_mappings"]
+
+
+def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``serve`` on the subcommand set of the ``cf-llama2`` parser."""
+    serve = commands.add_parser(
+        "serve",
+        help="serve local models over the Workers AI HTTP API",
+        description=(
+            "Serve local models with the Workers AI REST API: "
+            "POST /client/v4/accounts/{account_id}/ai/run/{model}. Without --model the embedded "
+            f"int8 model answers as {DEFAULT_SERVED_MODEL}."
+        ),
+    )
+    serve.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="[NAME=]PATH_OR_ID",
+        help=(
+            "a local model directory or hub id, served under NAME (default name: "
+            f"{DEFAULT_SERVED_MODEL}); repeat to serve several"
+        ),
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (default %(default)s)"
+    )
+    serve.add_argument(
+        "--port", type=port, default=DEFAULT_PORT, help="port (default %(default)s; 0: any free)"
+    )
+    serve.add_argument(
+        "--api-token",
+        default=None,
+        help=(
+            f"bearer token clients must send (default: ${SERVER_TOKEN_ENV}; "
+            "when neither is set, any token is accepted)"
+        ),
+    )
+    serve.add_argument(
+        "--max-queue",
+        type=non_negative_int,
+        default=32,
+        help="requests that may wait; more get 429 (default %(default)s)",
+    )
+    serve.add_argument(
+        "--max-concurrency",
+        type=positive_int,
+        default=4,
+        help="requests admitted to run at once (default %(default)s)",
+    )
+    serve.add_argument(
+        "--quantization",
+        choices=["int8", "none"],
+        default="int8",
+        help="weights of the local models (default %(default)s)",
+    )
+    serve.add_argument(
+        "--graceful-timeout",
+        type=float_arg,
+        default=30.0,
+        help="seconds in-flight requests get to finish on shutdown (default %(default)s)",
+    )
+    serve.add_argument(
+        "--lazy", action="store_true", help="load the models on the first request, not at start"
+    )
+    serve.set_defaults(handler=_cmd_serve)
+
+
+def parse_model_mappings(values: Sequence[str]) -> dict[str, str | None]:
+    """Turn ``--model`` values into ``{served name: path or id}``.
+
+    ``NAME=PATH_OR_ID`` serves ``PATH_OR_ID`` as ``NAME``; a bare ``PATH_OR_ID`` replaces the
+    embedded model under the default name. Without values the embedded model (``None``) is served
+    under the default name.
+
+    Raises:
+        UsageError: an empty name or path, or the same name twice.
+    """
+    mapping: dict[str, str | None] = {}
+    for value in values:
+        name, sep, source = value.partition("=")
+        if not sep:
+            name, source = DEFAULT_SERVED_MODEL, value
+        name, source = name.strip().strip("/"), source.strip()
+        if not name or not source:
+            raise UsageError(
+                f"--model {value!r}: expected NAME=PATH_OR_ID or PATH_OR_ID, both non-empty"
+            )
+        if name in mapping:
+            raise UsageError(
+                f"--model: the name {name!r} is mapped twice; give each model one name"
+            )
+        mapping[name] = source
+    mapping.setdefault(DEFAULT_SERVED_MODEL, None)
+    return mapping
+
+
+def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    from ..backends.local import LocalBackend
+
+    mapping = parse_model_mappings(args.model)
+    token = args.api_token if args.api_token is not None else os.environ.get(SERVER_TOKEN_ENV)
+    quantization = None if args.quantization == "none" else args.quantization
+    by_source: dict[str | None, LocalBackend] = {}
+    backends: dict[str, Backend] = {}
+    for name, source in mapping.items():
+        if source not in by_source:
+            by_source[source] = LocalBackend(source, quantization=quantization)
+        backends[name] = by_source[source]
+    if not args.lazy:
+        for source, backend in by_source.items():
+            print(f"Loading {source or 'the embedded model'} ...", file=sys.stderr, flush=True)
+            backend.load()
+    return _run_server(args, backends, token or None, out)
+
+
+def _run_server(
+    args: argparse.Namespace, backends: dict[str, Backend], token: str | None, out: TextIO
+) -> int:
+    import uvicorn
+
+    from ..server import bind_socket, create_app
+
+    app = create_app(
+        backends,
+        api_token=token,
+        max_queue=args.max_queue,
+        max_concurrency=args.max_concurrency,
+        close_backends=True,
+    )
+    sock = bind_socket(args.host, args.port)
+    config = uvicorn.Config(
+        app,
+        http="h11",
+        ws="none",
+        lifespan="on",
+        log_level="info",
+        timeout_graceful_shutdown=args.graceful_timeout,  # seconds; any number works
+    )
+    server = uvicorn.Server(config)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    base = f"http://{host}:{sock.getsockname()[1]}/client/v4"
+    auth = """-H "Authorization: Bearer $CF_LLAMA2_SERVER_TOKEN" """ if token else ""
+    print(f"Serving {', '.join(sorted(backends))} on {base}", file=out, flush=True)
+    print(
+        f"Try: curl {base}/accounts/local/ai/run/{DEFAULT_SERVED_MODEL} {auth}"
+        """-d '{"prompt": "Hello"}'""",
+        file=out,
+        flush=True,
+    )
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # Ctrl-C is how a foreground server is stopped
+        pass
+    finally:
+        sock.close()
+    print("Server stopped", file=out, flush=True)
+    return EXIT_OK
