@@ -170,6 +170,15 @@ class CloudflareLlama2Params(BaseModel):
         info = getattr(self.backend, "info", None)
         return str(getattr(info, "provider", "custom"))
 
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        """Where LangChain finds the secret; its value never appears in dumps."""
+        return {"api_token": "CLOUDFLARE_API_TOKEN"}
+
+    def _model_name(self) -> str:
+        """The model id the backend answers with (resolves the backend)."""
+        return self.get_backend().info.model or self.model
+
     def resolved_model_name(self) -> str:
         """The model id for tracing and ``response_metadata``, without loading anything."""
         if self._backend is not None:

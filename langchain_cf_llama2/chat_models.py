@@ -85,10 +85,6 @@ class ChatCloudflareLlama2(CloudflareLlama2Params, BaseChatModel):
             **self.default_sampling(),
         }
 
-    @property
-    def lc_secrets(self) -> dict[str, str]:
-        return {"api_token": "CLOUDFLARE_API_TOKEN"}
-
     @classmethod
     def is_lc_serializable(cls) -> bool:
         """Not serialisable: a backend object cannot be dumped, and secrets must stay out."""
@@ -133,9 +129,6 @@ class ChatCloudflareLlama2(CloudflareLlama2Params, BaseChatModel):
             stream=stream,
             **sampling,
         )
-
-    def _model_name(self) -> str:
-        return self.get_backend().info.model or self.model
 
     def _to_chat_result(self, result: ChatResult) -> LCChatResult:
         message = result_to_message(result, model_name=self._model_name())

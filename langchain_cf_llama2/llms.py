@@ -84,10 +84,6 @@ class CloudflareLlama2(CloudflareLlama2Params, BaseLLM):
             **self.default_sampling(),
         }
 
-    @property
-    def lc_secrets(self) -> dict[str, str]:
-        return {"api_token": "CLOUDFLARE_API_TOKEN"}
-
     @classmethod
     def is_lc_serializable(cls) -> bool:
         """Not serialisable: a backend object cannot be dumped, and secrets must stay out."""
@@ -113,9 +109,6 @@ class CloudflareLlama2(CloudflareLlama2Params, BaseLLM):
         return PromptRequest(
             prompt=prompt, raw=self.raw if raw is None else bool(raw), stream=stream, **sampling
         )
-
-    def _model_name(self) -> str:
-        return self.get_backend().info.model or self.model
 
     def _generate(
         self,
