@@ -18,7 +18,7 @@ from cf_llama2 import DEFAULT_MODEL
 from cf_llama2.backends.base import Backend
 from cf_llama2.backends.factory import resolve_backend
 from cf_llama2.errors import ConfigurationError, RequestValidationError
-from cf_llama2.schema import SAMPLING_FIELDS
+from cf_llama2.schema import SAMPLING_FIELDS, SamplingParams
 
 __all__ = [
     "ACCOUNT_ID_ENV",
@@ -169,6 +169,15 @@ class CloudflareLlama2Params(BaseModel):
             return self.backend.strip().lower()
         info = getattr(self.backend, "info", None)
         return str(getattr(info, "provider", "custom"))
+
+    def __init__(self, **data: Any) -> None:
+        """Check the request fields against the model page's ranges at construction.
+
+        Raises:
+            RequestValidationError: a field is out of range (named, with the range and value).
+        """
+        super().__init__(**data)
+        SamplingParams(**self.default_sampling())
 
     @property
     def lc_secrets(self) -> dict[str, str]:

@@ -29,7 +29,7 @@ from cf_llama2.schema import (
     UsageEvent,
 )
 from cf_llama2.testing import ScriptedBackend, tool_call
-from langchain_cf_llama2 import ChatCloudflareLlama2
+from langchain_cf_llama2 import ChatCloudflareLlama2, CloudflareLlama2
 
 
 class GetWeather(BaseModel):
@@ -177,10 +177,17 @@ def test_unknown_keyword_raises_naming_it() -> None:
         model.invoke("hi", max_new_tokens=5)
 
 
-def test_out_of_range_field_raises_before_any_call() -> None:
-    model, backend = chat("a", temperature=9)
+def test_out_of_range_field_raises_at_construction() -> None:
     with pytest.raises(RequestValidationError, match=r"temperature must be a number in 0\.\.5"):
-        model.invoke("hi")
+        chat("a", temperature=9)
+    with pytest.raises(RequestValidationError, match=r"top_k must be an integer in 1\.\.50"):
+        CloudflareLlama2(backend=ScriptedBackend([]), top_k=0)
+
+
+def test_out_of_range_per_call_override_raises_before_any_call() -> None:
+    model, backend = chat("a")
+    with pytest.raises(RequestValidationError, match=r"temperature must be a number in 0\.\.5"):
+        model.invoke("hi", temperature=9)
     assert backend.requests == []
 
 
