@@ -30,6 +30,7 @@ __all__ = [
     "normalize_functions",
     "normalize_tool",
     "normalize_tools",
+    "unique_tools",
     "validate_parameters",
 ]
 
@@ -265,9 +266,13 @@ def normalize_tool(tool: Any) -> Tool:
         raise from_pydantic(exc, model="tool") from None
 
 
-def normalize_tools(tools: Iterable[Any] | None) -> list[Tool]:
-    """Normalise a list of tools; names must be unique."""
-    out = [normalize_tool(t) for t in (tools or [])]
+def unique_tools(tools: Iterable[Tool]) -> list[Tool]:
+    """Return ``tools`` as a list after checking that no two share a name.
+
+    Raises:
+        RequestValidationError: a name is used twice.
+    """
+    out = list(tools)
     seen: set[str] = set()
     for t in out:
         if t.name in seen:
@@ -279,6 +284,11 @@ def normalize_tools(tools: Iterable[Any] | None) -> list[Tool]:
             )
         seen.add(t.name)
     return out
+
+
+def normalize_tools(tools: Iterable[Any] | None) -> list[Tool]:
+    """Normalise a list of tools; names must be unique."""
+    return unique_tools(normalize_tool(t) for t in (tools or []))
 
 
 def normalize_functions(functions: Iterable[Any] | None) -> list[FunctionDef]:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from cf_llama2.errors import RequestValidationError
-from cf_llama2.tools import Tool, normalize_tool
+from cf_llama2.tools import Tool, normalize_tool, unique_tools
 
 __all__ = ["resolve_tool_choice", "to_core_tool", "to_core_tools"]
 
@@ -59,18 +59,7 @@ def to_core_tools(tools: Iterable[Any] | None) -> list[Tool]:
     Raises:
         RequestValidationError: a tool cannot be converted or two tools share a name.
     """
-    out = [to_core_tool(t) for t in (tools or [])]
-    seen: set[str] = set()
-    for t in out:
-        if t.name in seen:
-            raise RequestValidationError(
-                f"tools: the name {t.name!r} is used twice; tool names must be unique",
-                field="tools",
-                value=t.name,
-                limit="unique names",
-            )
-        seen.add(t.name)
-    return out
+    return unique_tools(to_core_tool(t) for t in (tools or []))
 
 
 def _choice_name(tool_choice: Any) -> str:

@@ -14,8 +14,6 @@ import asyncio
 import contextlib
 import copy
 import dataclasses
-import functools
-import ssl
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
@@ -38,20 +36,11 @@ from .exchange import (
     prepare,
     response_error,
     retry_delay,
+    tls_context,
     transport_error,
 )
 
 __all__ = ["RemoteBackend"]
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """One verifying TLS context per process, shared by every client this module creates.
-
-    Building one (loading the CA bundle) costs ~15 ms, more than a whole loopback request, and
-    each async call opens its own client; sharing the context makes that client cheap.
-    """
-    return httpx.create_ssl_context()
 
 
 class RemoteBackend:
@@ -179,7 +168,7 @@ class RemoteBackend:
     def _sync_client(self) -> httpx.Client:
         with self._lock:
             if self._client is None:
-                self._client = httpx.Client(transport=self._transport, verify=_tls_context())
+                self._client = httpx.Client(transport=self._transport, verify=tls_context())
             return self._client
 
     @contextlib.asynccontextmanager
@@ -191,7 +180,7 @@ class RemoteBackend:
         if self._aclient is not None:
             yield self._aclient
             return
-        client = httpx.AsyncClient(transport=self._async_transport, verify=_tls_context())
+        client = httpx.AsyncClient(transport=self._async_transport, verify=tls_context())
         try:
             yield client
         finally:

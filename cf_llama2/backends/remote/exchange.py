@@ -1,15 +1,18 @@
 """What the sync and async remote clients share: everything but the I/O call.
 
 Pure steps: build a request (:func:`prepare`), turn an HTTP answer or a transport failure into a
-typed error (:func:`response_error`, :func:`transport_error`), decode a non-streamed answer
+typed error (:func:`response_error`, :func:`transport_error`), share one TLS context
+(:func:`tls_context`), decode a non-streamed answer
 (:func:`answer_events`) and a stream (:class:`StreamDecoder`), and decide about retries
 (:func:`retry_delay`, which also logs).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -44,10 +47,21 @@ __all__ = [
     "prepare",
     "response_error",
     "retry_delay",
+    "tls_context",
     "transport_error",
 ]
 
 logger = logging.getLogger("cf_llama2.remote")
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One verifying TLS context per process, shared by every client this module creates.
+
+    Building one (loading the CA bundle) costs ~15 ms, more than a whole loopback request, and
+    each async call opens its own client; sharing the context makes that client cheap.
+    """
+    return httpx.create_ssl_context()
 
 
 @dataclass(frozen=True)
