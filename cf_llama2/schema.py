@@ -31,6 +31,7 @@ from pydantic import (
 
 from ._validation import from_pydantic
 from .errors import RequestValidationError
+from .message_shapes import normalize_content, normalize_messages, normalize_tool_call
 from .tools import FunctionDef, Tool, normalize_functions, normalize_tools
 
 __all__ = [
@@ -101,7 +102,9 @@ class Message(_Strict):
     """One conversation message.
 
     ``tool_calls`` (assistant) and ``tool_call_id``/``name`` (tool) are not wire fields: the
-    remote backend renders them into ``content``, the local backend into the prompt.
+    remote backend renders them into ``content``, the local backend into the prompt. Clients'
+    shapes are accepted (see :mod:`cf_llama2.message_shapes`): ``content`` ``None`` or a list of
+    text parts, OpenAI-shaped tool calls, arguments as a JSON string, calls without ids.
     """
 
     role: Role
@@ -110,12 +113,35 @@ class Message(_Strict):
     tool_call_id: str | None = None
     name: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _shapes(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        item = dict(data)
+        if "content" in item or item.get("tool_calls"):
+            item["content"] = normalize_content(item.get("content"), where="content")
+        calls = item.get("tool_calls")
+        if calls is None:
+            item.pop("tool_calls", None)
+        elif isinstance(calls, list):
+            item["tool_calls"] = [
+                normalize_tool_call(c, where=f"tool_calls.{j}", default_id=f"call_{j}")
+                for j, c in enumerate(calls)
+            ]
+        return item
+
     @field_validator("role", mode="before")
     @classmethod
     def _role(cls, v: Any) -> Any:
         if isinstance(v, str):
             v = v.strip().lower()
-            return {"human": "user", "ai": "assistant", "function": "tool"}.get(v, v)
+            return {
+                "human": "user",
+                "ai": "assistant",
+                "function": "tool",
+                "developer": "system",
+            }.get(v, v)
         return v
 
     @model_validator(mode="after")
@@ -193,6 +219,11 @@ class ChatRequest(SamplingParams):
     tools: list[Tool] = Field(default_factory=list)
     functions: list[FunctionDef] = Field(default_factory=list)
     tool_choice: ToolChoice = "auto"
+
+    @field_validator("messages", mode="before")
+    @classmethod
+    def _messages(cls, v: Any) -> Any:
+        return normalize_messages(v)
 
     @field_validator("tools", mode="before")
     @classmethod

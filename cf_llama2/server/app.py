@@ -13,7 +13,7 @@ The ``cf-llama2-options`` request header carries what the Workers AI body has no
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -32,6 +32,8 @@ from ..errors import (
     WorkersAIErrorDetail,
 )
 from ..wire import body_to_request, error_to_envelope, result_to_envelope
+from .lora import LoraPolicy
+from .openai import OpenAIEndpoints, openai_not_found
 from .queue import AdmissionQueue
 from .registry import DEFAULT_SERVED_MODEL, ModelRegistry
 from .request_io import TokenCheck, parse_json_body, read_body
@@ -66,12 +68,18 @@ class _RunEndpoint:
     """Handles one ``/ai/run`` request; holds the server's shared state."""
 
     def __init__(
-        self, registry: ModelRegistry, tokens: TokenCheck, queue: AdmissionQueue, max_body: int
+        self,
+        registry: ModelRegistry,
+        tokens: TokenCheck,
+        queue: AdmissionQueue,
+        max_body: int,
+        lora: LoraPolicy,
     ) -> None:
         self.registry = registry
         self.tokens = tokens
         self.queue = queue
         self.max_body = max_body
+        self.lora = lora
 
     async def handle(self, http: HTTPRequest) -> Response:
         try:
@@ -89,7 +97,13 @@ class _RunEndpoint:
         self.tokens.check(http.headers)
         backend = self.registry.get(http.path_params["model"])
         raw = await read_body(http.headers, http.stream(), limit=self.max_body)
-        request = body_to_request(parse_json_body(raw), http.headers.get(OPTIONS_HEADER))
+        notes: list[str] = []
+        request = body_to_request(
+            parse_json_body(raw), http.headers.get(OPTIONS_HEADER), notes=notes
+        )
+        self.lora.check(request.lora)
+        for note in notes:
+            logger.info("request to %s: %s", http.url.path, note)
         cleanup = AsyncExitStack()
         try:
             # Waiting for a slot counts as in flight too: a client that leaves the queue is
@@ -100,7 +114,7 @@ class _RunEndpoint:
             if not request.stream:
                 result = await cancel_on_disconnect(http.receive, lambda: backend.arun(request))
                 await cleanup.aclose()
-                return JSONResponse(result_to_envelope(result))
+                return JSONResponse(result_to_envelope(result, notes))
             events = backend.astream(request)
             try:
                 head = await cancel_on_disconnect(http.receive, lambda: first_events(events))
@@ -122,6 +136,9 @@ async def _aclose(events: Any) -> None:
 
 async def _not_found(http: HTTPRequest, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 404
+    path = http.url.path
+    if path.startswith("/v1/") or "/ai/v1/" in path:
+        return openai_not_found(path, http.method, status)
     if status == 405:
         message = f"Method {http.method} not allowed on {http.url.path}; use POST"
         code = 7001
@@ -149,6 +166,7 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     retry_after: int = 1,
     close_backends: bool = False,
+    lora_adapters: Collection[str] = (),
 ) -> Starlette:
     """Build the Workers AI-compatible ASGI app.
 
@@ -161,6 +179,9 @@ def create_app(
         max_body_bytes: the largest request body accepted; larger gets 413 (code 3006).
         retry_after: seconds sent in ``Retry-After`` with a 429.
         close_backends: close the backends when the app shuts down (when the app owns them).
+        lora_adapters: the adapter names a request's ``lora`` may name (registered with the
+            backends at start); any other value gets 400 (code 5007) before the backend sees
+            the request, so a client can never make the server read a path or the network.
 
     Returns:
         A Starlette app; serve it with uvicorn or :func:`cf_llama2.server.serve_in_thread`.
@@ -174,7 +195,10 @@ def create_app(
     queue = AdmissionQueue(
         max_concurrency=max_concurrency, max_queue=max_queue, retry_after=retry_after
     )
-    endpoint = _RunEndpoint(registry, TokenCheck(api_token), queue, max_body_bytes)
+    tokens = TokenCheck(api_token)
+    lora = LoraPolicy(lora_adapters)
+    endpoint = _RunEndpoint(registry, tokens, queue, max_body_bytes, lora)
+    openai = OpenAIEndpoints(registry, tokens, queue, max_body_bytes, lora)
 
     async def health(http: HTTPRequest) -> Response:
         return JSONResponse(
@@ -199,6 +223,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route(RUN_PATH, endpoint.handle, methods=["POST"]),
+            *openai.routes(),
             Route("/health", health, methods=["GET"]),
         ],
         exception_handlers={404: _not_found, 405: _not_found},

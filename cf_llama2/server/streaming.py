@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 from starlette.responses import Response
@@ -28,13 +28,27 @@ from starlette.types import Receive, Scope, Send
 from ..schema import StreamEvent
 from ..wire import SSEEncoder
 
-__all__ = ["ClientDisconnected", "SSEResponse", "cancel_on_disconnect", "first_events"]
+__all__ = [
+    "ClientDisconnected",
+    "EventEncoder",
+    "SSEResponse",
+    "cancel_on_disconnect",
+    "first_events",
+]
 
 logger = logging.getLogger("cf_llama2.server")
 
 T = TypeVar("T")
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+class EventEncoder(Protocol):
+    """Frames stream events as SSE bytes (:class:`cf_llama2.wire.SSEEncoder` is one)."""
+
+    def encode(self, event: StreamEvent) -> bytes: ...
+
+    def encode_error(self, error: BaseException) -> bytes: ...
 
 
 class ClientDisconnected(Exception):
@@ -97,6 +111,7 @@ class SSEResponse(Response):
         head: events already pulled from ``events`` (sent first).
         events: the rest of the backend's event iterator (closed when the response ends).
         cleanup: closed when the response ends, however it ends (releases the admission slot).
+        encoder: frames the events (default: the Workers AI framing, :class:`SSEEncoder`).
     """
 
     media_type = "text/event-stream"
@@ -106,6 +121,7 @@ class SSEResponse(Response):
         head: list[StreamEvent],
         events: AsyncIterator[StreamEvent],
         cleanup: AsyncExitStack,
+        encoder: EventEncoder | None = None,
     ) -> None:
         # No body attribute: init_headers then leaves out Content-Length (the body is chunked).
         self.status_code = 200
@@ -114,9 +130,10 @@ class SSEResponse(Response):
         self._head = head
         self._events = events
         self._cleanup = cleanup
+        self._encoder: EventEncoder = encoder if encoder is not None else SSEEncoder()
 
     async def _chunks(self) -> AsyncIterator[bytes]:
-        encoder = SSEEncoder()
+        encoder = self._encoder
         for event in self._head:
             yield encoder.encode(event)
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import (
@@ -14,7 +14,13 @@ from ..errors import (
 )
 from ..schema import ChatResult, Usage
 
-__all__ = ["envelope_result", "error_to_envelope", "result_to_envelope"]
+__all__ = [
+    "NOTE_CODE",
+    "envelope_result",
+    "error_to_envelope",
+    "notes_to_messages",
+    "result_to_envelope",
+]
 
 # ---------------------------------------------------------------------------------------------
 # Answers (server side)
@@ -32,8 +38,20 @@ def _usage_dict(usage: Usage) -> dict[str, int]:
     }
 
 
-def result_to_envelope(result: ChatResult) -> dict[str, Any]:
-    """The success envelope for a complete answer (``finish_reason`` is our extension)."""
+NOTE_CODE = 10001
+"""The code of the notes in the envelope's ``messages`` list (e.g. an ignored request key)."""
+
+
+def notes_to_messages(notes: Sequence[str]) -> list[dict[str, Any]]:
+    """Notes as the envelope's ``messages`` items (``{"code", "message"}``, like ``errors``)."""
+    return [{"code": NOTE_CODE, "message": note} for note in notes]
+
+
+def result_to_envelope(result: ChatResult, notes: Sequence[str] = ()) -> dict[str, Any]:
+    """The success envelope for a complete answer (``finish_reason`` is our extension).
+
+    ``notes`` (such as request keys the server ignored) go to the envelope's ``messages``.
+    """
     body: dict[str, Any] = {"response": result.response}
     calls = [_call_to_wire(c.name, c.arguments) for c in result.tool_calls]
     calls += [_call_to_wire(c.name, c.arguments) for c in result.invalid_tool_calls]
@@ -42,7 +60,7 @@ def result_to_envelope(result: ChatResult) -> dict[str, Any]:
     if result.usage is not None:
         body["usage"] = _usage_dict(result.usage)
     body["finish_reason"] = result.finish_reason
-    return {"result": body, "success": True, "errors": [], "messages": []}
+    return {"result": body, "success": True, "errors": [], "messages": notes_to_messages(notes)}
 
 
 def error_to_envelope(error: BaseException) -> tuple[int, dict[str, Any]]:

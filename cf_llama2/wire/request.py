@@ -16,6 +16,7 @@ from .. import prompt
 from ..errors import RequestValidationError
 from ..schema import ChatRequest, PromptRequest, Request, ResponseFormat, parse_request
 from ..tools import Tool, ToolFormat, normalize_tool
+from .tolerant import normalize_tool_choice, tolerate_body
 
 __all__ = [
     "OPTIONS_HEADER",
@@ -213,12 +214,19 @@ def _strip_instructions(request: Request) -> Request:
     return request.model_copy(update={"messages": rest})
 
 
-def body_to_request(body: Any, options_header: str | None = None) -> Request:
+def body_to_request(
+    body: Any, options_header: str | None = None, *, notes: list[str] | None = None
+) -> Request:
     """Validate a Workers AI request body (and the options header) into a request.
+
+    Keys the server does not read are ignored (see :func:`~cf_llama2.wire.tolerant.tolerate_body`)
+    and reported in ``notes``; tool history and ``tool_choice`` may come in the Workers AI or
+    the OpenAI shape.
 
     Args:
         body: the decoded JSON body.
         options_header: the ``cf-llama2-options`` header value, if the client sent one.
+        notes: when given, one line per ignored key is appended.
 
     Raises:
         RequestValidationError: the body matches neither shape, a field is out of range, or the
@@ -228,8 +236,12 @@ def body_to_request(body: Any, options_header: str | None = None) -> Request:
     merged = options.pop("instructions_in_prompt", False) is True
     if not isinstance(body, Mapping):
         return parse_request(body)
-    data = dict(body)
+    data, ignored = tolerate_body(body)
+    if notes is not None:
+        notes.extend(ignored)
     for key, value in options.items():
+        if key == "tool_choice":
+            value = normalize_tool_choice(value)
         if key == "tool_choice" and "messages" not in data:
             raise RequestValidationError(
                 "tool_choice applies to the messages shape only; this body has 'prompt'",

@@ -1,0 +1,173 @@
+"""The OpenAI-compatible routes: chat completions, models and (refused) embeddings.
+
+Mounted under ``/client/v4/accounts/{account_id}/ai/v1/`` (the Workers AI paths) and under
+``/v1/`` (for tools that take only a host). The same backends, bearer token, admission queue,
+disconnect handling and LoRA policy as the ``/ai/run`` route serve them; only the shapes differ.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import AsyncExitStack
+from typing import Any
+
+from starlette.requests import Request as HTTPRequest
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ...errors import CfLlama2Error, ModelNotFoundError, RateLimitError
+from ..lora import LoraPolicy
+from ..queue import AdmissionQueue
+from ..registry import ModelRegistry
+from ..request_io import TokenCheck, parse_json_body, read_body
+from ..streaming import ClientDisconnected, SSEResponse, cancel_on_disconnect, first_events
+from .errors import error_body, openai_error
+from .request import openai_body_to_request
+from .response import ChunkEncoder, result_to_completion
+
+__all__ = ["OPENAI_PREFIXES", "OpenAIEndpoints", "openai_not_found"]
+
+logger = logging.getLogger("cf_llama2.server")
+
+OPENAI_PREFIXES = ("/client/v4/accounts/{account_id}/ai/v1", "/v1")
+"""Where the OpenAI-compatible routes are mounted."""
+
+
+def _json_error(status: int, body: dict[str, Any], error: BaseException | None = None) -> Response:
+    headers: dict[str, str] = {}
+    if isinstance(error, RateLimitError) and error.retry_after is not None:
+        headers["retry-after"] = str(max(1, round(error.retry_after)))
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _error_response(error: BaseException) -> Response:
+    status, body = error_body(error)
+    return _json_error(status, body, error)
+
+
+def openai_not_found(path: str, method: str, status: int) -> Response:
+    """An OpenAI-shaped 404/405 for a path under one of the OpenAI prefixes."""
+    if status == 405:
+        message = f"Method {method} not allowed on {path}"
+    else:
+        message = (
+            f"No route for {path}; this server offers chat/completions and models under "
+            "/v1/ and /client/v4/accounts/{account_id}/ai/v1/"
+        )
+    return _json_error(*openai_error(message, status=status, kind="invalid_request_error"))
+
+
+class OpenAIEndpoints:
+    """The OpenAI-compatible handlers; they share the server's state with ``/ai/run``."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        tokens: TokenCheck,
+        queue: AdmissionQueue,
+        max_body: int,
+        lora: LoraPolicy,
+    ) -> None:
+        self.registry = registry
+        self.tokens = tokens
+        self.queue = queue
+        self.max_body = max_body
+        self.lora = lora
+
+    def routes(self) -> list[Route]:
+        """The routes under every prefix of :data:`OPENAI_PREFIXES`."""
+        out: list[Route] = []
+        for prefix in OPENAI_PREFIXES:
+            out.append(Route(f"{prefix}/chat/completions", self.chat, methods=["POST"]))
+            out.append(Route(f"{prefix}/models", self.models, methods=["GET"]))
+            out.append(Route(f"{prefix}/embeddings", self.embeddings, methods=["POST"]))
+        return out
+
+    async def models(self, http: HTTPRequest) -> Response:
+        """``GET .../models``: the served model names."""
+        try:
+            self.tokens.check(http.headers)
+        except CfLlama2Error as error:
+            return _error_response(error)
+        created = int(time.time())
+        data = [
+            {"id": name, "object": "model", "created": created, "owned_by": "cf-llama2"}
+            for name in self.registry.names
+        ]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def embeddings(self, http: HTTPRequest) -> Response:
+        """``POST .../embeddings``: refused; this server serves chat models only."""
+        try:
+            self.tokens.check(http.headers)
+        except CfLlama2Error as error:
+            return _error_response(error)
+        message = (
+            "This server has no embedding model: it serves chat models only "
+            f"({', '.join(self.registry.names)}). Use an embedding service for embeddings."
+        )
+        return _json_error(
+            *openai_error(message, status=404, kind="invalid_request_error", code="model_not_found")
+        )
+
+    async def chat(self, http: HTTPRequest) -> Response:
+        """``POST .../chat/completions``."""
+        try:
+            return await self._chat(http)
+        except ClientDisconnected:
+            logger.info("client disconnected before its answer; generation cancelled")
+            return Response(status_code=499)
+        except CfLlama2Error as error:
+            return _error_response(error)
+        except Exception:
+            logger.exception("unexpected error while answering a request")
+            return _json_error(
+                *openai_error(
+                    "Internal error: the backend failed; see the server log",
+                    status=500,
+                    kind="server_error",
+                )
+            )
+
+    async def _chat(self, http: HTTPRequest) -> Response:
+        self.tokens.check(http.headers)
+        raw = await read_body(http.headers, http.stream(), limit=self.max_body)
+        read = openai_body_to_request(parse_json_body(raw))
+        backend = self.registry.get(read.model)
+        try:
+            self.lora.check(read.request.lora)
+        except ModelNotFoundError as error:
+            status, body = openai_error(
+                str(error.errors[0].message if error.errors else error),
+                status=400,
+                kind="invalid_request_error",
+                code="invalid_value",
+                param="lora",
+            )
+            return _json_error(status, body)
+        for note in read.notes:
+            logger.info("request to %s: %s", http.url.path, note)
+        request = read.request
+        cleanup = AsyncExitStack()
+        try:
+            await cancel_on_disconnect(
+                http.receive, lambda: cleanup.enter_async_context(self.queue.slot())
+            )
+            if not request.stream:
+                result = await cancel_on_disconnect(http.receive, lambda: backend.arun(request))
+                await cleanup.aclose()
+                return JSONResponse(result_to_completion(result, model=read.model))
+            events = backend.astream(request)
+            try:
+                head = await cancel_on_disconnect(http.receive, lambda: first_events(events))
+            except BaseException:
+                close = getattr(events, "aclose", None)
+                if close is not None:
+                    await close()
+                raise
+        except BaseException:
+            await cleanup.aclose()
+            raise
+        encoder = ChunkEncoder(read.model, include_usage=read.include_usage)
+        return SSEResponse(head, events, cleanup, encoder)
