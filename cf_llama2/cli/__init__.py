@@ -28,9 +28,9 @@ from ..errors import (
 from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from .chat import add_chat_command
 from .prepare import add_prepare_command
-from .serve import add_serve_command, parse_model_mappings
+from .serve import add_serve_command, parse_lora_mappings, parse_model_mappings
 
-__all__ = ["build_parser", "main", "parse_model_mappings"]
+__all__ = ["build_parser", "main", "parse_lora_mappings", "parse_model_mappings"]
 
 
 def build_parser() -> argparse.ArgumentParser:

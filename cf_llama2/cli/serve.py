@@ -1,4 +1,4 @@
-"""``cf-llama2 serve``: serve local models over the Workers AI HTTP API."""
+"""``cf-llama2 serve``: serve local models over the Workers AI (and OpenAI-compatible) HTTP API."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from ._common import (
     positive_int,
 )
 
-__all__ = ["add_serve_command", "parse_model_mappings"]
+__all__ = ["add_serve_command", "parse_lora_mappings", "parse_model_mappings"]
 
 
 def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,8 +31,10 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="serve local models over the Workers AI HTTP API",
         description=(
             "Serve local models with the Workers AI REST API: "
-            "POST /client/v4/accounts/{account_id}/ai/run/{model}. Without --model the embedded "
-            f"int8 model answers as {DEFAULT_SERVED_MODEL}."
+            "POST /client/v4/accounts/{account_id}/ai/run/{model}, and the OpenAI-compatible "
+            "POST .../ai/v1/chat/completions and GET .../ai/v1/models (also under /v1). "
+            "Without --model the embedded int8 model answers as "
+            f"{DEFAULT_SERVED_MODEL}. The server reads local files only unless --online."
         ),
     )
     serve.add_argument(
@@ -86,6 +88,24 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     serve.add_argument(
         "--lazy", action="store_true", help="load the models on the first request, not at start"
     )
+    serve.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help=(
+            "serve the PEFT adapter in directory PATH as lora=NAME (loaded and checked at "
+            "start); repeat for several. Requests may name only these adapters"
+        ),
+    )
+    serve.add_argument(
+        "--online",
+        action="store_true",
+        help=(
+            "let models given by hub id download when they load (default: the server reads "
+            "local files only)"
+        ),
+    )
     serve.set_defaults(handler=_cmd_serve)
 
 
@@ -118,27 +138,62 @@ def parse_model_mappings(values: Sequence[str]) -> dict[str, str | None]:
     return mapping
 
 
+def parse_lora_mappings(values: Sequence[str]) -> dict[str, str]:
+    """Turn ``--lora NAME=PATH`` values into ``{adapter name: directory}``.
+
+    Raises:
+        UsageError: no ``=``, an empty name, the same name twice, or a path that is not a
+            directory with ``adapter_config.json``.
+    """
+    mapping: dict[str, str] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        name, path = name.strip(), path.strip()
+        if not sep or not name or not path:
+            raise UsageError(f"--lora {value!r}: expected NAME=PATH, both non-empty")
+        if name in mapping:
+            raise UsageError(f"--lora: the name {name!r} is given twice; give each adapter one")
+        if not os.path.isfile(os.path.join(path, "adapter_config.json")):
+            raise UsageError(
+                f"--lora {value!r}: {path!r} is not a PEFT adapter directory (it has no "
+                "adapter_config.json); save one with peft's save_pretrained"
+            )
+        mapping[name] = os.path.abspath(path)
+    return mapping
+
+
 def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     from ..backends.local import LocalBackend
 
     mapping = parse_model_mappings(args.model)
+    adapters = parse_lora_mappings(args.lora)
     token = args.api_token if args.api_token is not None else os.environ.get(SERVER_TOKEN_ENV)
     quantization = None if args.quantization == "none" else args.quantization
     by_source: dict[str | None, LocalBackend] = {}
     backends: dict[str, Backend] = {}
     for name, source in mapping.items():
         if source not in by_source:
-            by_source[source] = LocalBackend(source, quantization=quantization)
+            by_source[source] = LocalBackend(
+                source,
+                quantization=quantization,
+                # Offline unless asked: no load a request can cause may reach the network.
+                local_files_only=None if args.online else True,
+                lora_adapters=adapters,
+            )
         backends[name] = by_source[source]
     if not args.lazy:
         for source, backend in by_source.items():
             print(f"Loading {source or 'the embedded model'} ...", file=sys.stderr, flush=True)
             backend.load()
-    return _run_server(args, backends, token or None, out)
+    return _run_server(args, backends, token or None, out, list(adapters))
 
 
 def _run_server(
-    args: argparse.Namespace, backends: dict[str, Backend], token: str | None, out: TextIO
+    args: argparse.Namespace,
+    backends: dict[str, Backend],
+    token: str | None,
+    out: TextIO,
+    adapters: list[str],
 ) -> int:
     import uvicorn
 
@@ -150,6 +205,7 @@ def _run_server(
         max_queue=args.max_queue,
         max_concurrency=args.max_concurrency,
         close_backends=True,
+        lora_adapters=adapters,
     )
     sock = bind_socket(args.host, args.port)
     config = uvicorn.Config(
@@ -165,6 +221,13 @@ def _run_server(
     base = f"http://{host}:{sock.getsockname()[1]}/client/v4"
     auth = """-H "Authorization: Bearer $CF_LLAMA2_SERVER_TOKEN" """ if token else ""
     print(f"Serving {', '.join(sorted(backends))} on {base}", file=out, flush=True)
+    if adapters:
+        print(f"LoRA adapters: {', '.join(sorted(adapters))}", file=out, flush=True)
+    print(
+        f"OpenAI-compatible: {base}/accounts/local/ai/v1 (and {base[: -len('/client/v4')]}/v1)",
+        file=out,
+        flush=True,
+    )
     print(
         f"Try: curl {base}/accounts/local/ai/run/{DEFAULT_SERVED_MODEL} {auth}"
         """-d '{"prompt": "Hello"}'""",

@@ -18,7 +18,7 @@ from .chat_format import ChatFormat
 from .embedded import EMBEDDED_MODEL_NAME, embedded_context_window, prepare_embedded_model
 from .generation import Plan, Step, generate_events
 from .loading import LoadOptions, check_quantization, load_model
-from .lora import LoraAdapters
+from .lora import LoraAdapters, registered_path
 from .planning import build_plan, model_step
 
 __all__ = ["LocalBackend"]
@@ -56,6 +56,8 @@ class LocalBackend:
         tokenizer: a tokenizer object or path/id (default: the model's own).
         chat_format: ``"auto"`` (the tokenizer's chat template, else Llama-2), ``"template"``
             or ``"llama2"``.
+        lora_adapters: ``{name: PEFT adapter directory}``: the only adapters a request's
+            ``lora`` may name, loaded with the model (``None``: any local directory or hub id).
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class LocalBackend:
         model_kwargs: Mapping[str, Any] | None = None,
         tokenizer: Any = None,
         chat_format: ChatFormat = "auto",
+        lora_adapters: Mapping[str, str] | None = None,
     ) -> None:
         if context_window is not None and context_window < 2:
             raise ConfigurationError(f"context_window must be >= 2 tokens; got {context_window}")
@@ -92,6 +95,7 @@ class LocalBackend:
         self._context_window = context_window
         self._tokenizer_arg = tokenizer
         self._chat_format: ChatFormat = chat_format
+        self._lora_adapters = dict(lora_adapters) if lora_adapters is not None else None
         self._model: Any = None
         self._tokenizer: Any = None
         self._adapters: LoraAdapters | None = None
@@ -134,9 +138,13 @@ class LocalBackend:
                     if self._tokenizer_arg is not None:
                         tokenizer = self._load_tokenizer(tokenizer)
                 self._tokenizer = tokenizer
-                self._adapters = LoraAdapters(
-                    model, local_files_only=self._options.local_files_only
+                adapters = LoraAdapters(
+                    model,
+                    local_files_only=self._options.local_files_only,
+                    registered=self._lora_adapters,
                 )
+                adapters.load_registered()
+                self._adapters = adapters
                 self._model = model
             return self._model, self._tokenizer
 
@@ -211,6 +219,8 @@ class LocalBackend:
         self, request: Request, cancelled: threading.Event | None = None
     ) -> Iterator[StreamEvent]:
         request = parse_request(request)
+        if request.lora is not None:
+            registered_path(request.lora, self._lora_adapters)  # refuse unknown names up front
         plan = self._plan(request, cancelled)
         yield from generate_events(plan, self._tokenizer, self._step(request.lora))
 
