@@ -71,10 +71,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     def __init__(self, **data: Any) -> None:
+        # Shape conversions raise their own errors (with the field), outside pydantic.
+        data = self._prepare(data)
         try:
             super().__init__(**data)
         except ValidationError as exc:
             raise from_pydantic(exc, model=type(self).__name__) from None
+
+    @classmethod
+    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Convert accepted input shapes before validation (subclasses override)."""
+        return data
 
 
 class ToolCall(BaseModel):
@@ -113,11 +120,8 @@ class Message(_Strict):
     tool_call_id: str | None = None
     name: str | None = None
 
-    @model_validator(mode="before")
     @classmethod
-    def _shapes(cls, data: Any) -> Any:
-        if not isinstance(data, Mapping):
-            return data
+    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
         item = dict(data)
         if "content" in item or item.get("tool_calls"):
             item["content"] = normalize_content(item.get("content"), where="content")
@@ -220,10 +224,11 @@ class ChatRequest(SamplingParams):
     functions: list[FunctionDef] = Field(default_factory=list)
     tool_choice: ToolChoice = "auto"
 
-    @field_validator("messages", mode="before")
     @classmethod
-    def _messages(cls, v: Any) -> Any:
-        return normalize_messages(v)
+    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        if "messages" in data:
+            data = {**data, "messages": normalize_messages(data["messages"])}
+        return data
 
     @field_validator("tools", mode="before")
     @classmethod

@@ -45,7 +45,8 @@ def test_registered_adapter_is_loaded_at_start_and_served_by_name(
     backend = LocalBackend(
         copy.deepcopy(tiny_model), tokenizer=tokenizer, lora_adapters={"style": str(adapter_dir)}
     ).load()
-    assert backend._adapters is not None and backend._adapters.loaded == ["style"]
+    assert backend._adapters is not None
+    assert backend._adapters.loaded == ["style"]
     base = backend.run(chat()).response
     adapted = backend.run(chat(lora="style")).response
     assert adapted != base
@@ -66,7 +67,8 @@ def test_unregistered_names_touch_no_disk_and_no_hub(
     for name in (str(adapter_dir), "some-org/some-adapter", "../../etc"):
         with pytest.raises(ModelNotFoundError, match="registered adapters: style") as error:
             backend.run(chat(lora=name))
-        assert error.value.status_code == 400 and error.value.codes == [5007]
+        assert error.value.status_code == 400
+        assert error.value.codes == [5007]
     assert looked_up == []
 
 

@@ -68,7 +68,8 @@ def test_unregistered_adapter_is_refused_without_io(
     assert r.status_code == 400
     error = r.json()["errors"][0]
     assert error["code"] == 5007
-    assert "--lora NAME=PATH" in error["message"] and "tuned" in error["message"]
+    assert "--lora NAME=PATH" in error["message"]
+    assert "tuned" in error["message"]
     assert len(backend.requests) == seen  # the backend never saw it
     assert [e for e in _events if e[0] == "open"] == []
     assert [e for e in _events if e[0] != "open" and not _loopback(e)] == []
@@ -98,7 +99,7 @@ def test_cli_lora_mappings(tmp_path: Path) -> None:
         parse_lora_mappings([str(adapter)])
     with pytest.raises(UsageError, match="twice"):
         parse_lora_mappings([f"a={adapter}", f"a={adapter}"])
-    with pytest.raises(UsageError, match="adapter_config.json"):
+    with pytest.raises(UsageError, match=r"adapter_config\.json"):
         parse_lora_mappings([f"a={tmp_path}"])
 
 

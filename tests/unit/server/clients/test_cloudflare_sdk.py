@@ -8,12 +8,12 @@ import pytest
 
 cloudflare = pytest.importorskip("cloudflare")
 
-from cf_llama2.schema import ChatRequest, PromptRequest
-from cf_llama2.server import ServerHandle
-from cf_llama2.testing import ScriptedBackend, tool_call
-from cf_llama2.wire import OPTIONS_HEADER
+from cf_llama2.schema import ChatRequest, PromptRequest  # noqa: E402
+from cf_llama2.server import ServerHandle  # noqa: E402
+from cf_llama2.testing import ScriptedBackend, tool_call  # noqa: E402
+from cf_llama2.wire import OPTIONS_HEADER  # noqa: E402
 
-from .conftest import MODEL, TOKEN
+from .conftest import MODEL, TOKEN  # noqa: E402
 
 WEATHER = {
     "name": "get_weather",
@@ -40,15 +40,18 @@ def test_chat(client: cloudflare.Cloudflare, backend: ScriptedBackend) -> None:
     assert result["response"] == "Hello there"
     assert result["usage"]["total_tokens"] == 12
     request = backend.requests[-1]
-    assert isinstance(request, ChatRequest) and request.max_tokens == 5
+    assert isinstance(request, ChatRequest)
+    assert request.max_tokens == 5
 
 
 def test_prompt(client: cloudflare.Cloudflare, backend: ScriptedBackend) -> None:
     backend.add("A poem")
     result = client.ai.run(MODEL, account_id="local", prompt="Write a poem", raw=True)
-    assert isinstance(result, dict) and result["response"] == "A poem"
+    assert isinstance(result, dict)
+    assert result["response"] == "A poem"
     request = backend.requests[-1]
-    assert isinstance(request, PromptRequest) and request.raw is True
+    assert isinstance(request, PromptRequest)
+    assert request.raw is True
 
 
 def test_tools_with_the_options_header(
@@ -92,7 +95,8 @@ def test_openai_shaped_tool_history(
         ],
         tools=[WEATHER],
     )
-    assert isinstance(result, dict) and result["response"] == "It is sunny."
+    assert isinstance(result, dict)
+    assert result["response"] == "It is sunny."
     request = backend.requests[-1]
     assert isinstance(request, ChatRequest)
     call = request.messages[1].tool_calls[0]
@@ -114,9 +118,7 @@ def test_streaming_response(client: cloudflare.Cloudflare, backend: ScriptedBack
 
 
 def test_wrong_token(server: ServerHandle, backend: ScriptedBackend) -> None:
-    wrong = cloudflare.Cloudflare(
-        api_token="wrong-token", base_url=server.base_url, max_retries=0
-    )
+    wrong = cloudflare.Cloudflare(api_token="wrong-token", base_url=server.base_url, max_retries=0)
     with pytest.raises(cloudflare.AuthenticationError) as error:
         wrong.ai.run(MODEL, account_id="local", prompt="x")
     assert error.value.status_code == 401
@@ -128,5 +130,6 @@ def test_unknown_model(client: cloudflare.Cloudflare, backend: ScriptedBackend) 
     with pytest.raises(cloudflare.BadRequestError) as error:
         client.ai.run("@cf/no/such-model", account_id="local", prompt="x")
     body = error.value.body
-    assert isinstance(body, dict) and body["errors"][0]["code"] == 5007
+    assert isinstance(body, dict)
+    assert body["errors"][0]["code"] == 5007
     assert backend.requests == []

@@ -35,7 +35,8 @@ def test_create_agent_tool_loop(server: ServerHandle, backend: ScriptedBackend) 
     messages = out["messages"]
     calls = [m for m in messages if isinstance(m, AIMessage) and m.tool_calls]
     results = [m for m in messages if isinstance(m, ToolMessage)]
-    assert calls and calls[0].tool_calls[0]["args"] == {"city": "Paris"}
+    assert calls
+    assert calls[0].tool_calls[0]["args"] == {"city": "Paris"}
     assert [r.content for r in results] == ["sunny in Paris"]
     assert isinstance(messages[-1], AIMessage)
     assert messages[-1].content == "It is sunny in Paris."
@@ -44,5 +45,6 @@ def test_create_agent_tool_loop(server: ServerHandle, backend: ScriptedBackend) 
     assert isinstance(second, ChatRequest)
     assistant, result = second.messages[1], second.messages[2]
     assert assistant.tool_calls[0].name == "get_weather"
-    assert result.role == "tool" and result.tool_call_id == assistant.tool_calls[0].id
+    assert result.role == "tool"
+    assert result.tool_call_id == assistant.tool_calls[0].id
     assert result.content == "sunny in Paris"

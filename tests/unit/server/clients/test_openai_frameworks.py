@@ -37,7 +37,8 @@ def test_chat_openai_bind_tools(server: ServerHandle, backend: ScriptedBackend) 
         {"name": "get_weather", "args": {"city": "Lima"}, "id": "call_lc", "type": "tool_call"}
     ]
     request = backend.requests[-1]
-    assert isinstance(request, ChatRequest) and request.tool_choice == "get_weather"
+    assert isinstance(request, ChatRequest)
+    assert request.tool_choice == "get_weather"
     backend.add("one two")
     chunks = list(llm.stream("Count"))  # type: ignore[attr-defined]
     assert "".join(str(c.content) for c in chunks) == "one two"

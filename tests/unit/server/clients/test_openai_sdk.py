@@ -8,11 +8,11 @@ import pytest
 
 openai = pytest.importorskip("openai")
 
-from cf_llama2.schema import ChatRequest
-from cf_llama2.server import ServerHandle
-from cf_llama2.testing import ScriptedBackend, tool_call
+from cf_llama2.schema import ChatRequest  # noqa: E402
+from cf_llama2.server import ServerHandle  # noqa: E402
+from cf_llama2.testing import ScriptedBackend, tool_call  # noqa: E402
 
-from .conftest import MODEL, TOKEN, openai_base
+from .conftest import MODEL, TOKEN, openai_base  # noqa: E402
 
 WEATHER = {
     "type": "function",
@@ -56,7 +56,8 @@ def test_plain_chat(client: openai.OpenAI, backend: ScriptedBackend) -> None:
     assert r.model == MODEL
     assert r.choices[0].message.content == "Hello there"
     assert r.choices[0].finish_reason == "stop"
-    assert r.usage is not None and r.usage.total_tokens == 12
+    assert r.usage is not None
+    assert r.usage.total_tokens == 12
     sent = _last(backend)
     assert [m.role for m in sent.messages] == ["system", "user"]
     assert (sent.max_tokens, sent.temperature, sent.top_p, sent.seed) == (12, 0.2, 0.9, 7)
@@ -89,9 +90,11 @@ def test_streaming_text_with_usage(client: openai.OpenAI, backend: ScriptedBacke
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "one two three"
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
-    assert finishes[-1] == "stop" and set(finishes[:-1]) == {None}
+    assert finishes[-1] == "stop"
+    assert set(finishes[:-1]) == {None}
     assert chunks[-1].choices == []
-    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 3
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == 3
 
 
 def test_streaming_without_usage_has_no_usage_chunk(
@@ -120,7 +123,8 @@ def test_forced_tool_call(client: openai.OpenAI, backend: ScriptedBackend) -> No
     assert choice.finish_reason == "tool_calls"
     assert choice.message.content is None
     (call,) = choice.message.tool_calls or []
-    assert call.id == "call_w1" and call.type == "function"
+    assert call.id == "call_w1"
+    assert call.type == "function"
     assert call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == {"city": "Paris"}
     sent = _last(backend)
@@ -143,7 +147,8 @@ def test_auto_tool_loop_with_history(client: openai.OpenAI, backend: ScriptedBac
     history = _last(backend).messages
     assert history[1].tool_calls[0].id == "call_a"
     assert history[1].tool_calls[0].arguments == {"city": "Oslo"}
-    assert history[2].tool_call_id == "call_a" and history[2].content == "3 C"
+    assert history[2].tool_call_id == "call_a"
+    assert history[2].content == "3 C"
 
 
 def test_streaming_tool_call_deltas(client: openai.OpenAI, backend: ScriptedBackend) -> None:
@@ -162,7 +167,8 @@ def test_streaming_tool_call_deltas(client: openai.OpenAI, backend: ScriptedBack
             ids.append(delta.id)
             names.append(delta.function.name if delta.function else None)
             args += (delta.function.arguments or "") if delta.function else ""
-    assert ids[0] == "call_s" and names[0] == "get_weather"
+    assert ids[0] == "call_s"
+    assert names[0] == "get_weather"
     assert json.loads(args) == {"city": "Rome"}
     assert _last(backend).tool_choice == "required"
 
@@ -177,14 +183,17 @@ def test_structured_output(client: openai.OpenAI, backend: ScriptedBackend) -> N
     )
     assert json.loads(r.choices[0].message.content or "") == {"name": "Ada"}
     sent = _last(backend).response_format
-    assert sent is not None and sent.type == "json_schema" and sent.json_schema == schema
+    assert sent is not None
+    assert sent.type == "json_schema"
+    assert sent.json_schema == schema
     client.chat.completions.create(
         model=MODEL,
         messages=[{"role": "user", "content": "JSON"}],
         response_format={"type": "json_object"},
     )
     sent = _last(backend).response_format
-    assert sent is not None and sent.type == "json_object"
+    assert sent is not None
+    assert sent.type == "json_object"
 
 
 def test_errors_have_openai_shape_and_status(
@@ -197,7 +206,8 @@ def test_errors_have_openai_shape_and_status(
     assert "@cf/no/such-model" in missing.value.message
     with pytest.raises(openai.BadRequestError) as bad:
         client.chat.completions.create(model=MODEL, messages=hi, temperature=9)
-    assert bad.value.param == "temperature" and "0..5" in bad.value.message
+    assert bad.value.param == "temperature"
+    assert "0..5" in bad.value.message
     with pytest.raises(openai.BadRequestError, match="n must be 1"):
         client.chat.completions.create(model=MODEL, messages=hi, n=2)
     with pytest.raises(openai.BadRequestError, match="logprobs is not supported"):
@@ -216,7 +226,8 @@ def test_unregistered_lora_is_refused(client: openai.OpenAI, backend: ScriptedBa
         client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "hi"}], extra_body={"lora": "x/y"}
         )
-    assert bad.value.param == "lora" and "--lora NAME=PATH" in bad.value.message
+    assert bad.value.param == "lora"
+    assert "--lora NAME=PATH" in bad.value.message
     backend.add("adapted")
     r = client.chat.completions.create(
         model=MODEL,
