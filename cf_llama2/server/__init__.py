@@ -2,7 +2,9 @@
 
 Any Workers AI client (our remote backend, curl, other languages' SDKs) can talk to it unchanged:
 ``POST /client/v4/accounts/{account_id}/ai/run/{model}`` with the same bodies, envelopes, SSE
-streams and error codes as the hosted API.
+streams and error codes as the hosted API. Like Workers AI, it also serves OpenAI-compatible
+``.../ai/v1/chat/completions`` and ``.../ai/v1/models`` (and the same under ``/v1/``), so OpenAI
+clients work by changing their base URL (see :mod:`cf_llama2.server.openai`).
 
 Example:
     >>> from cf_llama2.backends import LocalBackend, RemoteBackend

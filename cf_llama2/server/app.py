@@ -1,10 +1,15 @@
-"""The ASGI app: the Workers AI ``/ai/run`` endpoint on local backends.
+"""The ASGI app: the Workers AI ``/ai/run`` endpoint (and the OpenAI routes) on local backends.
 
 ``POST /client/v4/accounts/{account_id}/ai/run/{model}`` (the model id keeps its slashes) checks,
 in this order: the bearer token (401, code 10000), the model (400, 5007), the body size (413,
 3006), the body itself (400, 5006, naming the field), then admission (429, 3040 with
 ``Retry-After``). Every body, envelope and SSE conversion goes through :mod:`cf_llama2.wire`, so the
 server speaks exactly what :class:`~cf_llama2.backends.remote.RemoteBackend` reads.
+
+Bodies may carry tool history in the Workers AI or the OpenAI shape; keys the server does not
+read are ignored and listed in the envelope's ``messages``. A ``lora`` that was not registered
+at start gets 400 (5007) before the backend sees the request. The OpenAI-compatible routes
+(:mod:`cf_llama2.server.openai`) share the backends, token, queue and LoRA policy.
 
 The ``cf-llama2-options`` request header carries what the Workers AI body has no field for
 (``tool_choice``, ``response_format``, ``stop``); this server honours it.
