@@ -31,7 +31,10 @@ def test_create_agent_tool_loop(server: ServerHandle, backend: ScriptedBackend) 
         account_id="local", api_token=TOKEN, model=MODEL, base_url=server.base_url
     )
     agent = create_agent(llm, [get_weather])
-    out = agent.invoke({"messages": [{"role": "user", "content": "Weather in Paris?"}]})
+    try:
+        out = agent.invoke({"messages": [{"role": "user", "content": "Weather in Paris?"}]})
+    finally:
+        llm.client.close()  # the client's own httpx.Client; it has no close of its own
     messages = out["messages"]
     calls = [m for m in messages if isinstance(m, AIMessage) and m.tool_calls]
     results = [m for m in messages if isinstance(m, ToolMessage)]
