@@ -210,6 +210,7 @@ def create_app(
             {
                 "status": "ok",
                 "models": registry.names,
+                "lora_adapters": lora.names,
                 "running": queue.running,
                 "waiting": queue.waiting,
             }

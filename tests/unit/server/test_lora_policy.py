@@ -82,6 +82,7 @@ def test_registered_adapter_reaches_the_backend(
     r = httpx.post(server.run_url(MODEL), json={"prompt": "hi", "lora": "tuned"}, headers=AUTH)
     assert r.status_code == 200, r.text
     assert backend.requests[-1].lora == "tuned"
+    assert httpx.get(server.origin + "/health").json()["lora_adapters"] == ["tuned"]
 
 
 def test_policy_names_are_checked() -> None:
