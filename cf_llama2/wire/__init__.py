@@ -14,7 +14,9 @@ Client side (the remote backend):
 
 Server side (the local server):
 
-* :func:`body_to_request` validates a body (plus the options header) into a request.
+* :func:`body_to_request` validates a body (plus the options header) into a request; keys the
+  server does not read are dropped and noted (:mod:`cf_llama2.wire.tolerant`), and
+  :func:`notes_to_messages` turns the notes into the envelope's ``messages``.
 * :func:`result_to_envelope` / :func:`error_to_envelope` build the answer envelopes.
 * :func:`event_to_sse_payload` and :class:`SSEEncoder` frame stream events as ``data:`` lines:
   text as ``{"response": ...}``, one payload per complete tool call, a late usage payload that
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 from .decode import WireStreamDecoder, envelope_to_events
 from .encode import DONE_LINE, PendingPayload, SSEEncoder, event_to_sse_payload
-from .envelope import envelope_result, error_to_envelope, result_to_envelope
+from .envelope import envelope_result, error_to_envelope, notes_to_messages, result_to_envelope
 from .request import (
     OPTIONS_HEADER,
     body_to_request,
@@ -46,6 +48,7 @@ __all__ = [
     "envelope_to_events",
     "error_to_envelope",
     "event_to_sse_payload",
+    "notes_to_messages",
     "request_options_header",
     "request_to_body",
     "response_format_instruction",
