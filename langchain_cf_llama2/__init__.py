@@ -9,7 +9,9 @@ backend object from :mod:`cf_llama2.backends`.
 
 from __future__ import annotations
 
+from cf_llama2 import __version__
+
 from .chat_models import ChatCloudflareLlama2
 from .llms import CloudflareLlama2
 
-__all__ = ["ChatCloudflareLlama2", "CloudflareLlama2"]
+__all__ = ["ChatCloudflareLlama2", "CloudflareLlama2", "__version__"]

@@ -7,6 +7,8 @@ model (``backend="local"``) or any backend object. Importing this package does n
 
 from __future__ import annotations
 
+from cf_llama2 import __version__
+
 from .llm import CloudflareLlama2
 
-__all__ = ["CloudflareLlama2"]
+__all__ = ["CloudflareLlama2", "__version__"]
