@@ -25,7 +25,7 @@ _INTRO = """\
 # Benchmarks
 
 Numbers for choosing an integration on speed and memory, measured with the scripts in
-[`benchmarks/`](../benchmarks/README.md) on the machine named in each section. The machines are
+`benchmarks/` (see `benchmarks/README.md`) on the machine named in each section. The machines are
 noisy (shared, 2 CPU cores), so:
 
 * every comparison runs its variants **in one process, interleaved** round by round (each round
