@@ -152,7 +152,19 @@ class StreamReducer:
 
 
 def reduce_events(events: Iterable[StreamEvent], *, model: str = "") -> ChatResult:
-    """Fold a complete event stream into a result."""
+    """Fold a complete event stream into a result.
+
+    Args:
+        events: the stream events of one answer, ending with an ``EndEvent``.
+        model: the model name to report when the stream names none.
+
+    Returns:
+        The ``ChatResult`` the stream adds up to: text, tool calls (invalid ones kept with
+        their reason), usage and finish reason.
+
+    Raises:
+        IncompleteStreamError: the events end without an ``EndEvent``.
+    """
     reducer = StreamReducer(model=model)
     for event in events:
         reducer.feed(event)

@@ -282,6 +282,12 @@ Request = ChatRequest | PromptRequest
 def parse_request(data: Request | Mapping[str, Any]) -> Request:
     """Validate a Workers AI request body (either shape) into a request model.
 
+    Args:
+        data: a decoded request body (``messages`` or ``prompt``), or a request model.
+
+    Returns:
+        A ``ChatRequest`` or a ``PromptRequest`` (a request model is returned as is).
+
     Raises:
         RequestValidationError: the body matches neither shape, or a field is out of range.
     """

@@ -44,7 +44,16 @@ _counter_lock = threading.Lock()
 
 
 def tool_call(name: str, call_id: str | None = None, /, **arguments: Any) -> ChatResult:
-    """A scripted answer that calls ``name`` with ``arguments``."""
+    """A scripted answer that calls ``name`` with ``arguments``.
+
+    Args:
+        name: the tool name.
+        call_id: the call id (default: a fresh ``call_scripted_N``).
+        **arguments: the call's arguments.
+
+    Returns:
+        A ``ChatResult`` with that one tool call and ``finish_reason="tool_calls"``.
+    """
     global _counter
     with _counter_lock:
         _counter += 1
@@ -80,7 +89,18 @@ def result_to_events(result: ChatResult, *, chunk_words: bool = True) -> list[St
 
 
 class ScriptedBackend:
-    """A backend that answers from a script; see the module docstring.
+    """A backend that answers from a script, for tests without a network or a model.
+
+    Each call takes the next scripted answer: a string (text), a ``ChatResult`` (see
+    :func:`tool_call`), a list of stream events (streamed as given; leave out the ``EndEvent``
+    to simulate a cut stream) or an exception instance (raised). ``requests`` records every
+    request received.
+
+    Example:
+        >>> from langchain_cf_llama2 import ChatCloudflareLlama2
+        >>> backend = ScriptedBackend(["Hello!", tool_call("get_weather", city="Paris")])
+        >>> ChatCloudflareLlama2(backend=backend).invoke("hi").content
+        'Hello!'
 
     Args:
         script: answers, used in order.

@@ -210,6 +210,13 @@ class FunctionDef(BaseModel):
 def normalize_tool(tool: Any) -> Tool:
     """Accept a :class:`Tool`, a flat dict or a function-wrapped dict; return a :class:`Tool`.
 
+    Args:
+        tool: a ``Tool``, a Workers AI flat ``{"name", "description", "parameters"}`` dict or
+            an OpenAI-style ``{"type": "function", "function": {...}}`` dict.
+
+    Returns:
+        The canonical ``Tool``, its ``$ref`` pointers resolved.
+
     Raises:
         RequestValidationError: the shape is neither form, or the parameters schema is invalid.
     """
