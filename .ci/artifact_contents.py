@@ -25,6 +25,8 @@ SDIST_REQUIRED = (
     "examples/langchain_agent.py",
     "benchmarks/report.py",
     "docs/benchmarks.md",
+    "docs/index.md",
+    "mkdocs.yml",
     *(f"{package}/__init__.py" for package in PACKAGES),
     *(f"{package}/py.typed" for package in PACKAGES),
 )
