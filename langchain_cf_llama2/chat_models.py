@@ -45,15 +45,15 @@ class ChatCloudflareLlama2(CloudflareLlama2Params, BaseChatModel):
     """Llama 2 chat on Cloudflare Workers AI or a local int8 model, with tool calling.
 
     Example:
-        .. code-block:: python
+        ```python
+        from langchain_cf_llama2 import ChatCloudflareLlama2
 
-            from langchain_cf_llama2 import ChatCloudflareLlama2
+        llm = ChatCloudflareLlama2(backend="local", temperature=0)
+        llm.invoke("Hello!")
 
-            llm = ChatCloudflareLlama2(backend="local", temperature=0)
-            llm.invoke("Hello!")
-
-            llm = ChatCloudflareLlama2(account_id="...", api_token="...")  # Workers AI
-            llm.bind_tools([get_weather], tool_choice="any").invoke("Weather in Paris?")
+        llm = ChatCloudflareLlama2(account_id="...", api_token="...")  # Workers AI
+        llm.bind_tools([get_weather], tool_choice="any").invoke("Weather in Paris?")
+        ```
 
     Args:
         backend: ``"remote"`` (default), ``"local"`` or a backend object.

@@ -49,13 +49,13 @@ class CloudflareLlama2(CloudflareLlama2Params, BaseLLM):
     """Llama 2 text completion on Workers AI or a local int8 model.
 
     Example:
-        .. code-block:: python
+        ```python
+        from langchain_cf_llama2 import CloudflareLlama2
 
-            from langchain_cf_llama2 import CloudflareLlama2
-
-            llm = CloudflareLlama2(backend="local", temperature=0, max_tokens=32)
-            llm.invoke("Name three colours.")
-            CloudflareLlama2(raw=True).invoke("[INST] Hi [/INST]")  # no chat template
+        llm = CloudflareLlama2(backend="local", temperature=0, max_tokens=32)
+        llm.invoke("Name three colours.")
+        CloudflareLlama2(raw=True).invoke("[INST] Hi [/INST]")  # no chat template
+        ```
 
     Args:
         raw: send the prompt as is, without the chat template.
