@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .backends.base import Backend, BackendInfo
-from .config import DEFAULT_MODEL
+from .backends.remote.config import DEFAULT_MODEL
 from .errors import (
     APIConnectionError,
     APIError,

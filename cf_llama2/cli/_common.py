@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import DEFAULT_MODEL
+from ..backends.remote.config import DEFAULT_MODEL
 from ..errors import ConfigurationError
 
 __all__ = [

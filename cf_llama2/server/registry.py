@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..backends.base import Backend
-from ..config import DEFAULT_MODEL
+from ..backends.remote.config import DEFAULT_MODEL
 from ..errors import ConfigurationError, ModelNotFoundError, WorkersAIErrorDetail
 
 __all__ = ["DEFAULT_SERVED_MODEL", "ModelRegistry"]

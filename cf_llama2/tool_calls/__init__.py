@@ -38,16 +38,16 @@ Arguments must be a JSON object; validating them against the tool's schema is le
 Whitespace next to a call belongs to the call; when text comes both before and after calls, one
 separator is kept (``"A {call} B"`` gives ``"A B"``).
 
-This module is the public API; the code lives in :mod:`cf_llama2.tool_call_shape` (keys, ids,
-error texts), :mod:`cf_llama2.tool_call_wire` (:func:`calls_from_wire`) and
-:mod:`cf_llama2.tool_call_parser` (:class:`ToolCallStreamParser`, :func:`parse_text`).
+This module is the public API; the code lives in :mod:`cf_llama2.tool_calls.shape` (keys, ids,
+error texts), :mod:`cf_llama2.tool_calls.wire` (:func:`calls_from_wire`) and
+:mod:`cf_llama2.tool_calls.parser` (:class:`ToolCallStreamParser`, :func:`parse_text`).
 """
 
 from __future__ import annotations
 
-from .tool_call_parser import ToolCallStreamParser, parse_text
-from .tool_call_shape import ARGUMENT_KEYS, NAME_KEYS, new_tool_call_id, unknown_tool_error
-from .tool_call_wire import calls_from_wire
+from .parser import ToolCallStreamParser, parse_text
+from .shape import ARGUMENT_KEYS, NAME_KEYS, new_tool_call_id, unknown_tool_error
+from .wire import calls_from_wire
 
 __all__ = [
     "ARGUMENT_KEYS",

@@ -1,7 +1,8 @@
 """The stream parser's JSON layer: is this JSON a tool call, its streamed arguments, broken JSON.
 
 A JSON candidate (an object or a list that may hold calls) is pushed through the
-:class:`~cf_llama2._json_scan.JsonScanner`; its first keys decide whether it is a call (the name
+:class:`~cf_llama2.tool_calls._json_scan.JsonScanner`; its first keys decide whether it is a
+call (the name
 key first commits it at once; other orders and the OpenAI shape are buffered until the object is
 complete), plain JSON is released as text in full, and the arguments of a committed call stream
 out as they arrive. JSON that breaks after it started as a call stays with the call (up to its
@@ -14,10 +15,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..schema import FinishReason
 from ._json_scan import WHITESPACE, JsonScanner
-from ._tool_call_stream_state import CallObj, Recovery, StreamState
-from .schema import FinishReason
-from .tool_call_shape import (
+from ._state import CallObj, Recovery, StreamState
+from .shape import (
     ARGUMENT_KEYS,
     META_KEYS,
     NAME_KEYS,

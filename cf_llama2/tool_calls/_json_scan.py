@@ -1,6 +1,6 @@
 """An incremental JSON scanner: reports where values and keys start and end, one char at a time.
 
-The stream parser (:mod:`cf_llama2.tool_call_parser`) feeds it model text that may be a tool
+The stream parser (:mod:`cf_llama2.tool_calls.parser`) feeds it model text that may be a tool
 call, to decide early (from the first keys) whether it is one and to stream the arguments while
 they arrive, and to name the problem and position when the JSON breaks.
 """

@@ -1,7 +1,8 @@
 """The stream parser's text layer: plain text, the markers around calls, and what follows a call.
 
 Text streams out as soon as it cannot start a call. Held back: trailing whitespace, a ``{`` or
-``[`` (handed to the JSON layer, :mod:`cf_llama2._tool_call_json`), and a prefix of an opening
+``[`` (handed to the JSON layer, :mod:`cf_llama2.tool_calls._candidates`), and a prefix of an
+opening
 marker (a code fence with an allowed language tag, ``<tool_call>``, ``[TOOL_CALLS]``). After a
 call, a closing marker is dropped, another call in the same wrapper continues the run, and
 anything else is text again (with one separator kept when text came before the calls).
@@ -9,8 +10,8 @@ anything else is text again (with one separator kept when text came before the c
 
 from __future__ import annotations
 
+from ._candidates import JsonCandidates
 from ._json_scan import WHITESPACE
-from ._tool_call_json import JsonCandidates
 
 __all__ = ["MarkerText"]
 

@@ -1,8 +1,9 @@
 """The state of the tool-call stream parser and how it buffers what it emits.
 
-:class:`StreamState` is the base of :class:`~cf_llama2.tool_call_parser.ToolCallStreamParser`:
+:class:`StreamState` is the base of :class:`~cf_llama2.tool_calls.parser.ToolCallStreamParser`:
 it holds every field the parser's layers share (the JSON-candidate layer in
-:mod:`cf_llama2._tool_call_json`, the text-and-marker layer in :mod:`cf_llama2._tool_call_markers`)
+:mod:`cf_llama2.tool_calls._candidates`, the text-and-marker layer in
+:mod:`cf_llama2.tool_calls._markers`)
 and merges consecutive text or argument fragments into as few deltas as possible.
 """
 
@@ -11,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from ..schema import TextDelta, ToolCallDelta
+from ..tools import Tool
 from ._json_scan import JsonScanner
-from .schema import TextDelta, ToolCallDelta
-from .tool_call_shape import new_tool_call_id
-from .tools import Tool
+from .shape import new_tool_call_id
 
 __all__ = ["CallObj", "Recovery", "Seen", "StreamState"]
 

@@ -3,19 +3,19 @@
 ``parse_text`` is the stream parser fed the whole text at once, so a streamed answer and a
 non-streamed one always agree. What counts as a call is described in :mod:`cf_llama2.tool_calls`.
 The parser is built in layers: its fields and output buffering
-(:mod:`cf_llama2._tool_call_stream_state`), JSON candidates (:mod:`cf_llama2._tool_call_json`),
-text and markers (:mod:`cf_llama2._tool_call_markers`); this module adds the public API.
+(:mod:`cf_llama2.tool_calls._state`), JSON candidates (:mod:`cf_llama2.tool_calls._candidates`),
+text and markers (:mod:`cf_llama2.tool_calls._markers`); this module adds the public API.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._tool_call_markers import MarkerText
-from .reducer import StreamReducer, finish_tool_call
-from .schema import FinishReason, InvalidToolCall, TextDelta, ToolCall, ToolCallDelta
-from .tool_call_shape import new_tool_call_id
-from .tools import Tool
+from ..reducer import StreamReducer, finish_tool_call
+from ..schema import FinishReason, InvalidToolCall, TextDelta, ToolCall, ToolCallDelta
+from ..tools import Tool
+from ._markers import MarkerText
+from .shape import new_tool_call_id
 
 __all__ = ["ToolCallStreamParser", "parse_text"]
 

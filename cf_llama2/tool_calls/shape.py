@@ -1,7 +1,7 @@
 """What a tool call looks like: its keys, its id, its error texts, and the test of a JSON object.
 
-Shared by :mod:`cf_llama2.tool_call_wire` (structured calls from the wire) and the stream parser
-(:mod:`cf_llama2.tool_call_parser`, calls written in model text).
+Shared by :mod:`cf_llama2.tool_calls.wire` (structured calls from the wire) and the stream parser
+(:mod:`cf_llama2.tool_calls.parser`, calls written in model text).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from .tools import Tool
+from ..tools import Tool
 
 __all__ = [
     "ARGUMENT_KEYS",

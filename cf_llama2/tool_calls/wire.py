@@ -9,16 +9,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .reducer import finish_tool_call
-from .schema import InvalidToolCall, ToolCall
-from .tool_call_shape import (
+from ..reducer import finish_tool_call
+from ..schema import InvalidToolCall, ToolCall
+from ..tools import Tool
+from .shape import (
     ARGUMENT_KEYS,
     args_text,
     dump_json,
     new_tool_call_id,
     unknown_tool_error,
 )
-from .tools import Tool
 
 __all__ = ["calls_from_wire"]
 

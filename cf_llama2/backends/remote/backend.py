@@ -22,12 +22,11 @@ from typing import Any, Literal
 import httpx
 from pydantic import SecretStr
 
-from ...config import DEFAULT_MODEL, RemoteSettings
 from ...errors import APIError
 from ...reducer import reduce_events
-from ...retry import RetryPolicy
 from ...schema import ChatResult, Request, StreamEvent, parse_request
 from ..base import BackendInfo
+from .config import DEFAULT_MODEL, RemoteSettings
 from .exchange import (
     PreparedCall,
     StreamDecoder,
@@ -39,6 +38,7 @@ from .exchange import (
     tls_context,
     transport_error,
 )
+from .retry import RetryPolicy
 
 __all__ = ["RemoteBackend"]
 

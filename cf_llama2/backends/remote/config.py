@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
 )
 
-from .errors import ConfigurationError
+from ...errors import ConfigurationError
 
 __all__ = [
     "ACCOUNT_ID_ENV",

@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 
-from ...config import RemoteSettings
 from ...errors import (
     APIConnectionError,
     APIError,
@@ -28,9 +27,7 @@ from ...errors import (
     IncompleteStreamError,
     error_from_response,
 )
-from ...retry import RetryPolicy, parse_retry_after
 from ...schema import Request, StreamEvent
-from ...sse import SSEDecoder
 from ...wire import (
     OPTIONS_HEADER,
     WireStreamDecoder,
@@ -38,6 +35,9 @@ from ...wire import (
     request_options_header,
     request_to_body,
 )
+from .config import RemoteSettings
+from .retry import RetryPolicy, parse_retry_after
+from .sse import SSEDecoder
 
 __all__ = [
     "PreparedCall",

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import (
+from ...errors import (
     APIConnectionError,
     APIError,
     APITimeoutError,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from cf_llama2._json_scan import JsonScanner
+from cf_llama2.tool_calls._json_scan import JsonScanner
 
 
 def scan(text: str, *, finish: bool = True) -> list[tuple[Any, ...]]:

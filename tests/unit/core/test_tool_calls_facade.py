@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import cf_llama2.tool_calls as facade
-from cf_llama2 import tool_call_parser, tool_call_shape, tool_call_wire
+from cf_llama2.tool_calls import parser as tool_call_parser
+from cf_llama2.tool_calls import shape as tool_call_shape
+from cf_llama2.tool_calls import wire as tool_call_wire
 
 
 def test_facade_re_exports_the_implementations() -> None:

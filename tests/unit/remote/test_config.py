@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from cf_llama2.config import RemoteSettings
+from cf_llama2.backends.remote.config import RemoteSettings
 from cf_llama2.errors import ConfigurationError
 
 TOKEN = "tok-SECRET-1234567890"

@@ -193,8 +193,9 @@ def test_copies_do_not_share_the_clients_they_own() -> None:
 
 def test_importing_the_core_imports_no_heavy_or_framework_package() -> None:
     code = (
-        "import sys, cf_llama2, cf_llama2.backends.remote, cf_llama2.wire, cf_llama2.sse, "
-        "cf_llama2.retry, cf_llama2.config\n"
+        "import sys, cf_llama2, cf_llama2.backends.remote, cf_llama2.wire\n"
+        "import cf_llama2.backends.remote.sse, cf_llama2.backends.remote.retry\n"
+        "import cf_llama2.backends.remote.config\n"
         "from cf_llama2 import RemoteBackend\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'torch', 'transformers', 'bitsandbytes', 'langchain', 'langchain_core', "

@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 
 from cf_llama2.backends.remote import RemoteBackend
+from cf_llama2.backends.remote.retry import RetryPolicy
 from cf_llama2.errors import (
     DEPRECATION_NOTE,
     APIConnectionError,
@@ -27,7 +28,6 @@ from cf_llama2.errors import (
     ServerError,
 )
 from cf_llama2.reducer import reduce_events
-from cf_llama2.retry import RetryPolicy
 from cf_llama2.schema import (
     ChatRequest,
     ChatResult,

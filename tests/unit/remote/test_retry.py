@@ -6,6 +6,7 @@ import email.utils
 
 import pytest
 
+from cf_llama2.backends.remote.retry import RetryPolicy, is_retryable, parse_retry_after
 from cf_llama2.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -21,7 +22,6 @@ from cf_llama2.errors import (
     ServerError,
     error_from_response,
 )
-from cf_llama2.retry import RetryPolicy, is_retryable, parse_retry_after
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cf_llama2.sse import ServerSentEvent, SSEDecoder, aiter_sse, iter_sse
+from cf_llama2.backends.remote.sse import ServerSentEvent, SSEDecoder, aiter_sse, iter_sse
 
 STREAM = (
     b'data: {"response":"Hello","p":"abc"}\n\n'

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from cf_llama2.backends.remote.sse import iter_sse
 from cf_llama2.errors import (
     AuthenticationError,
     BadRequestError,
@@ -30,7 +31,6 @@ from cf_llama2.schema import (
     Usage,
     UsageEvent,
 )
-from cf_llama2.sse import iter_sse
 from cf_llama2.wire import (
     PendingPayload,
     SSEEncoder,
