@@ -108,6 +108,9 @@ class ScriptedBackend:
         repeat_last: keep answering with the last entry once the script is used up.
     """
 
+    provider = "scripted"
+    """The provider name (also ``info.provider``), known without loading anything."""
+
     def __init__(
         self, script: Iterable[Script] = (), *, model: str = "scripted", repeat_last: bool = False
     ) -> None:

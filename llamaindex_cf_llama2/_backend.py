@@ -1,9 +1,10 @@
-"""Backend resolution for ``CloudflareLlama2``: validate the ``backend`` argument, create the
-``"remote"``/``"local"`` backend on first use, and keep secrets and live backends out of pickles."""
+"""The ``backend`` argument of ``CloudflareLlama2``: a name or an object, checked at construction.
+
+Creating, sharing, closing, copying and pickling the backend is the core's
+:class:`cf_llama2.backends.lifecycle.BackendHandle`."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,20 +12,10 @@ from llama_index.core.bridge.pydantic import SecretStr
 
 from cf_llama2.backends.base import Backend
 from cf_llama2.backends.factory import resolve_backend
+from cf_llama2.backends.lifecycle import REMOTE_OPTIONS
 from cf_llama2.errors import ConfigurationError
 
-__all__ = [
-    "REMOTE_OPTIONS",
-    "RESOLVE_LOCK",
-    "backend_name",
-    "check_recreatable",
-    "create_backend",
-    "pickle_private_state",
-]
-
-REMOTE_OPTIONS = ("account_id", "model", "base_url", "gateway", "timeout", "max_retries")
-RESOLVE_LOCK = threading.Lock()
-"""Serialises the first-use creation of named backends (the local model loads once)."""
+__all__ = ["backend_name"]
 
 _NAMED = ("remote", "local")
 
@@ -65,38 +56,3 @@ def backend_name(
                 "backend=cf_llama2.backends.LocalBackend('<model id or path>')."
             )
     return name, given_object
-
-
-def check_recreatable(name: str) -> None:
-    """Raise when a backend named ``name`` cannot be created again (a lost backend object).
-
-    Raises:
-        ConfigurationError: ``name`` is the class name of a backend object that is gone.
-    """
-    if name not in _NAMED:
-        raise ConfigurationError(
-            f"this CloudflareLlama2 was built with a {name} backend object that "
-            "was not carried over (it could not be pickled, or it was closed); create "
-            "the LLM again with backend=<the backend object>"
-        )
-
-
-def create_backend(name: str, options: Mapping[str, Any], api_token: SecretStr | None) -> Backend:
-    """Create the ``"remote"`` or ``"local"`` backend with the remote connection options."""
-    kwargs: dict[str, Any] = dict(options)
-    if api_token is not None:
-        kwargs["api_token"] = api_token.get_secret_value()
-    return resolve_backend(name, **kwargs)
-
-
-def pickle_private_state(name: str, kept: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The private attributes to pickle: no API token, no resolved named backend.
-
-    Args:
-        name: the backend field value.
-        kept: the private attributes the base class keeps (those that can be pickled).
-    """
-    private: dict[str, Any] = {"_api_token": None, "_owns_backend": False}
-    if name in _NAMED:
-        private["_backend_obj"] = None
-    return {"_backend_obj": None, **(kept or {}), **private}

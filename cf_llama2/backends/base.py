@@ -10,13 +10,14 @@ every backend.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ..schema import ChatResult, Request, StreamEvent
 
-__all__ = ["Backend", "BackendInfo"]
+__all__ = ["Backend", "BackendInfo", "backend_provider", "is_backend"]
 
 
 @dataclass(frozen=True)
@@ -69,3 +70,26 @@ class Backend(Protocol):
     async def aclose(self) -> None:
         """Async :meth:`close`."""
         ...
+
+
+_MEMBERS = ("info", "run", "stream", "arun", "astream", "close", "aclose")
+
+
+def is_backend(obj: object) -> bool:
+    """Whether ``obj`` has every member of :class:`Backend`, checked without running any of them.
+
+    ``isinstance(obj, Backend)`` evaluates the ``info`` property on Python 3.10 and 3.11 (which
+    may read a model's config from disk); this looks the members up statically instead.
+    """
+    missing = object()
+    return all(inspect.getattr_static(obj, name, missing) is not missing for name in _MEMBERS)
+
+
+def backend_provider(obj: Any) -> str:
+    """The provider name of a backend (``"workers-ai"``, ``"local"``, ...) without I/O when the
+    class declares it as a ``provider`` class attribute (the built-in backends do)."""
+    declared = inspect.getattr_static(type(obj), "provider", None)
+    if isinstance(declared, str):
+        return declared
+    info = getattr(obj, "info", None)
+    return str(getattr(info, "provider", "custom"))

@@ -11,7 +11,7 @@ import threading
 from typing import Any
 
 from ..errors import ConfigurationError
-from .base import Backend
+from .base import Backend, is_backend
 
 __all__ = ["default_local_backend", "resolve_backend"]
 
@@ -56,8 +56,8 @@ def resolve_backend(backend: Any = "remote", **remote_options: Any) -> Backend:
             "(the embedded int8 model) or a backend object such as "
             "cf_llama2.backends.LocalBackend('meta-llama/Llama-2-7b-chat-hf')"
         )
-    if isinstance(backend, Backend):
-        return backend
+    if is_backend(backend):
+        return backend  # type: ignore[no-any-return]
     raise ConfigurationError(
         f"backend must be 'remote', 'local' or a backend object (with run/stream/arun/astream); "
         f"got {type(backend).__name__}"

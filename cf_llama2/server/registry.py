@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..backends.base import Backend
+from ..backends.base import Backend, is_backend
 from ..backends.remote.config import DEFAULT_MODEL
 from ..errors import ConfigurationError, ModelNotFoundError, WorkersAIErrorDetail
 
@@ -38,7 +38,7 @@ class ModelRegistry:
         for name, backend in mapping.items():
             if not isinstance(name, str) or not name.strip("/"):
                 raise ConfigurationError(f"model names must be non-empty strings; got {name!r}")
-            if not isinstance(backend, Backend):
+            if not is_backend(backend):
                 raise ConfigurationError(
                     f"model {name!r} is served by a {type(backend).__name__}, which is not a "
                     "backend (it needs info, run, stream, arun, astream, close, aclose)"

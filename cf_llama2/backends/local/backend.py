@@ -60,6 +60,9 @@ class LocalBackend:
             ``lora`` may name, loaded with the model (``None``: any local directory or hub id).
     """
 
+    provider = "local"
+    """The provider name (also ``info.provider``), known without loading anything."""
+
     def __init__(
         self,
         model: Any = None,
@@ -161,6 +164,33 @@ class LocalBackend:
 
             return AutoTokenizer.from_pretrained(os.fspath(arg))
         return arg
+
+    def tokenizer(self) -> Any:
+        """The model's tokenizer; before the model is loaded, only the tokenizer is read (never
+        the weights, never over the network).
+
+        Raises:
+            ConfigurationError: a loaded model was given without ``tokenizer=``.
+        """
+        with self._load_lock:
+            if self._tokenizer is not None:
+                return self._tokenizer
+        if self._tokenizer_arg is not None and not isinstance(
+            self._tokenizer_arg, (str, os.PathLike)
+        ):
+            return self._tokenizer_arg
+        if self._source is None and self._tokenizer_arg is None:
+            from ..tokens import embedded_tokenizer
+
+            tokenizer = embedded_tokenizer()
+            if tokenizer is not None:
+                return tokenizer
+        if self._source is not None and not isinstance(self._source, (str, os.PathLike)):
+            return self._load_tokenizer(None)
+        from transformers import AutoTokenizer
+
+        path = os.fspath(self._tokenizer_arg or self._source or self._path())
+        return AutoTokenizer.from_pretrained(path, local_files_only=True)
 
     @property
     def info(self) -> BackendInfo:

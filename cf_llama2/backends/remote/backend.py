@@ -76,6 +76,9 @@ class RemoteBackend:
     reads its token from the environment again.
     """
 
+    provider = "workers-ai"
+    """The provider name (also ``info.provider``), known without loading anything."""
+
     def __init__(
         self,
         account_id: str | None = None,

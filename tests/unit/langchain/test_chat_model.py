@@ -69,32 +69,30 @@ def test_construction_resolves_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in ("CLOUDFLARE_API_TOKEN", "CF_AI_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID"):
         monkeypatch.delenv(key, raising=False)
     model = ChatCloudflareLlama2()  # no credentials: fine until the first call
-    assert model._backend is None
+    assert model._handle is None
     assert model.api_token is None
     local = ChatCloudflareLlama2(backend="local")
-    assert local._backend is None
+    assert local._handle is None
 
 
 def test_close_leaves_a_given_backend_open() -> None:
-    model, backend = chat("a")
+    model, backend = chat("a", "b")
     model.invoke("hi")
     model.close()
     assert backend.closed is False
-    assert model._backend is None
+    assert model.invoke("again").content == "b"
 
 
-def test_remote_options_with_another_backend_are_refused() -> None:
+def test_remote_options_with_another_backend_are_refused_at_construction() -> None:
     backend = ScriptedBackend(["a"])
-    model = ChatCloudflareLlama2(backend=backend, model="meta-llama/Llama-2-7b-chat-hf")
     with pytest.raises(ConfigurationError, match="model only apply to backend='remote'"):
-        model.invoke("hi")
+        ChatCloudflareLlama2(backend=backend, model="meta-llama/Llama-2-7b-chat-hf")
     assert backend.requests == []
 
 
-def test_unknown_backend_name_fails_on_first_call() -> None:
-    model = ChatCloudflareLlama2(backend="gpu-cluster")
+def test_unknown_backend_name_fails_at_construction() -> None:
     with pytest.raises(ConfigurationError, match="'gpu-cluster' is not a backend name"):
-        model.invoke("hi")
+        ChatCloudflareLlama2(backend="gpu-cluster")
 
 
 def test_api_key_alias_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
