@@ -25,7 +25,8 @@ FIELD_LIMITS: dict[str, str] = {
     "role": "one of 'system', 'user', 'assistant', 'tool'",
     "messages": "a non-empty list of {role, content} messages",
     "stop": "a list of at most 4 non-empty strings",
-    "tool_choice": "'auto', 'none', 'required' (alias 'any') or the name of one of the tools",
+    "tool_choice": "'auto', 'any'/'required', 'none', a tool name, True, a tool, or "
+    "{'type': 'function', 'function': {'name': ...}}",
 }
 
 
@@ -50,6 +51,13 @@ def from_pydantic(error: ValidationError, *, model: str = "request") -> RequestV
     first_limit = ""
     for item in error.errors(include_url=False):
         field = _loc_to_field(tuple(item.get("loc", ())))
+        cause = item.get("ctx", {}).get("error")
+        if not field and isinstance(cause, RequestValidationError):
+            # a whole-model check that knows its field and wrote its own message
+            lines.append(str(cause))
+            if not first_field:
+                first_field, first_value, first_limit = cause.field, cause.value, cause.limit
+            continue
         leaf = field.rsplit(".", 1)[-1] if field else ""
         limit = FIELD_LIMITS.get(leaf, "")
         value = item.get("input")

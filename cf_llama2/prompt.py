@@ -22,7 +22,7 @@ from typing import Any
 
 from .errors import RequestValidationError
 from .schema import Message, ToolCall
-from .tools import Tool
+from .tools import Tool, normalize_tool_choice
 
 __all__ = [
     "B_INST",
@@ -40,22 +40,6 @@ B_INST, E_INST = "[INST]", "[/INST]"
 B_SYS, E_SYS = "<<SYS>>\n", "\n<</SYS>>\n\n"
 
 
-def _check_choice(tools: Sequence[Tool], tool_choice: str) -> str:
-    choice = "required" if tool_choice == "any" else tool_choice
-    if choice in ("auto", "none", "required"):
-        return choice
-    names = [t.name for t in tools]
-    if choice not in names:
-        raise RequestValidationError(
-            f"tool_choice={tool_choice!r} is not one of the tools ({', '.join(names) or 'none'}); "
-            "use 'auto', 'none', 'required' or one of those names",
-            field="tool_choice",
-            value=tool_choice,
-            limit="'auto', 'none', 'required' or a tool name",
-        )
-    return choice
-
-
 def tool_system_prompt(tools: Sequence[Tool], tool_choice: str = "auto") -> str:
     """The instruction that tells the model which tools exist and how to call them.
 
@@ -71,18 +55,8 @@ def tool_system_prompt(tools: Sequence[Tool], tool_choice: str = "auto") -> str:
     Raises:
         RequestValidationError: ``tool_choice`` names no tool in ``tools``.
     """
-    if not tools:
-        if tool_choice not in ("auto", "none"):
-            raise RequestValidationError(
-                f"tool_choice={tool_choice!r} needs tools; pass tools=[...] or use "
-                "tool_choice='auto'",
-                field="tool_choice",
-                value=tool_choice,
-                limit="'auto' or 'none' without tools",
-            )
-        return ""
-    choice = _check_choice(tools, tool_choice)
-    if choice == "none":
+    choice = normalize_tool_choice(tool_choice, tools)
+    if choice == "none" or not tools:
         return ""
     lines = ["You can call these tools:"]
     for tool in tools:

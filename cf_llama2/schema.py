@@ -32,7 +32,13 @@ from pydantic import (
 from ._validation import from_pydantic
 from .errors import RequestValidationError
 from .message_shapes import normalize_content, normalize_messages, normalize_tool_call
-from .tools import FunctionDef, Tool, normalize_functions, normalize_tools
+from .tools import (
+    FunctionDef,
+    Tool,
+    normalize_functions,
+    normalize_tool_choice,
+    normalize_tools,
+)
 
 __all__ = [
     "MAX_TEXT",
@@ -62,7 +68,9 @@ MAX_TEXT = 131072
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls"]
 ToolChoice = str
-"""``"auto"`` (default), ``"none"``, ``"required"`` (alias ``"any"``) or a tool name."""
+"""``"auto"`` (default), ``"none"``, ``"required"`` or a tool name; every other form users pass
+(``"any"``, ``True``, the OpenAI dict, a tool) is normalised by
+:func:`~cf_llama2.tools.normalize_tool_choice`."""
 
 
 class _Strict(BaseModel):
@@ -240,24 +248,16 @@ class ChatRequest(SamplingParams):
     def _functions(cls, v: Any) -> Any:
         return normalize_functions(v)
 
+    @field_validator("tool_choice", mode="before")
+    @classmethod
+    def _choice_form(cls, v: Any) -> Any:
+        return normalize_tool_choice(v)
+
     @model_validator(mode="after")
     def _choice(self) -> ChatRequest:
-        choice = self.tool_choice
-        if choice == "any":
-            object.__setattr__(self, "tool_choice", "required")
-            choice = "required"
-        if choice in ("auto", "none"):
-            return self
-        if not self.tools:
-            raise ValueError(
-                f"tool_choice={choice!r} needs tools; pass tools=[...] or use tool_choice='auto'"
-            )
-        if choice != "required" and choice not in {t.name for t in self.tools}:
-            raise ValueError(
-                f"tool_choice={choice!r} is not one of the tools "
-                f"({', '.join(t.name for t in self.tools)}); use 'auto', 'none', 'required' "
-                "or one of those names"
-            )
+        choice = normalize_tool_choice(self.tool_choice, self.tools)
+        if choice != self.tool_choice:
+            object.__setattr__(self, "tool_choice", choice)
         return self
 
     def forced_tools(self) -> list[Tool]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -29,6 +29,7 @@ __all__ = [
     "ToolFormat",
     "normalize_functions",
     "normalize_tool",
+    "normalize_tool_choice",
     "normalize_tools",
     "unique_tools",
     "validate_parameters",
@@ -310,3 +311,86 @@ def normalize_functions(functions: Iterable[Any] | None) -> list[FunctionDef]:
         except ValidationError as exc:
             raise from_pydantic(exc, model="functions entry") from None
     return out
+
+
+_CHOICE_WORDS = {"auto": "auto", "none": "none", "required": "required", "any": "required"}
+_CHOICE_FORMS = (
+    "'auto', 'any'/'required', 'none', a tool name, True, a tool, or "
+    "{'type': 'function', 'function': {'name': ...}}"
+)
+
+
+def _choice_name(choice: Any) -> Any:
+    """The name or keyword a ``tool_choice`` value carries (``None`` when it has none)."""
+    if isinstance(choice, str):
+        return choice.strip()
+    if isinstance(choice, Mapping):
+        kind, function = choice.get("type"), choice.get("function")
+        if kind == "function" and isinstance(function, Mapping):
+            return function.get("name")
+        if kind in ("function", "tool"):
+            return choice.get("name")
+        return kind if kind in _CHOICE_WORDS else None
+    if isinstance(choice, Tool):
+        return choice.name
+    name = getattr(getattr(choice, "metadata", None), "name", None) or getattr(choice, "name", None)
+    return name if isinstance(name, str) else None
+
+
+def normalize_tool_choice(choice: Any, tools: Sequence[Tool] | None = None) -> str:
+    """Turn any ``tool_choice`` users pass into ``"auto"``, ``"none"``, ``"required"`` or a name.
+
+    Accepts ``None``/``"auto"``, ``"none"``/``False``, ``"required"``/``"any"``, ``True``
+    (``"required"``, with exactly one tool), a tool name, a tool object, and the dicts
+    ``{"type": "function", "function": {"name": ...}}``, ``{"type": "tool", "name": ...}``,
+    ``{"type": "auto" | "any" | "none" | "required"}``.
+
+    Args:
+        choice: the value given.
+        tools: the tools of the request; when given, a forced call needs one and a name must be
+            one of them (``None``: check the form only).
+
+    Raises:
+        RequestValidationError: an unknown form, a name that is not a tool, ``True`` without
+            exactly one tool, or a forced call without tools.
+    """
+    names = [t.name for t in tools] if tools is not None else None
+    if choice is None or choice is False:
+        return "auto" if choice is None else "none"
+    if choice is True:
+        if names is not None and len(names) != 1:
+            raise RequestValidationError(
+                f"tool_choice=True forces the one tool, but {len(names)} were given "
+                f"({', '.join(names) or 'none'}); use tool_choice='any' or a tool name",
+                field="tool_choice",
+                value=True,
+                limit="exactly one tool",
+            )
+        return "required"
+    name = _choice_name(choice)
+    if not isinstance(name, str) or not name:
+        raise RequestValidationError(
+            f"tool_choice must be {_CHOICE_FORMS}; got {choice!r}",
+            field="tool_choice",
+            value=repr(choice),
+            limit=_CHOICE_FORMS,
+        )
+    word = _CHOICE_WORDS.get(name.lower())
+    if names is None or word in ("auto", "none"):
+        return word or name
+    if not names:
+        raise RequestValidationError(
+            f"tool_choice={name!r} needs tools; pass tools=[...] or use tool_choice='auto'",
+            field="tool_choice",
+            value=name,
+            limit="at least one tool",
+        )
+    if word is None and name not in names:
+        raise RequestValidationError(
+            f"tool_choice={name!r} is not one of the tools ({', '.join(names)}); use 'auto', "
+            "'any'/'required', 'none' or one of those names",
+            field="tool_choice",
+            value=name,
+            limit="'auto', 'any', 'required', 'none' or a tool name",
+        )
+    return word or name

@@ -14,11 +14,9 @@ from typing import Any
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from cf_llama2.errors import RequestValidationError
-from cf_llama2.tools import Tool, normalize_tool, normalize_tools
+from cf_llama2.tools import Tool, normalize_tool, normalize_tool_choice, normalize_tools
 
 __all__ = ["convert_tool", "convert_tool_choice", "convert_tools"]
-
-_CHOICE_WORDS = {"auto": "auto", "none": "none", "required": "required", "any": "required"}
 
 
 def _is_flat_dict(tool: Mapping[str, Any]) -> bool:
@@ -100,64 +98,11 @@ def convert_tools(tools: Sequence[Any]) -> list[Tool]:
 def convert_tool_choice(choice: Any, tools: Sequence[Tool]) -> str | None:
     """Map a LangChain ``tool_choice`` onto the core's ``"auto"/"none"/"required"/<name>``.
 
-    Accepts ``None`` (leave the default, ``"auto"``), ``"auto"``, ``"any"``, ``"required"``,
-    ``"none"``, a tool name, ``{"type": "function", "function": {"name": ...}}``,
-    ``{"type": "tool", "name": ...}``, ``True`` (``"required"``, with exactly one bound tool)
-    and ``False`` (``"none"``).
+    ``None`` leaves the default (``"auto"``); every other form is
+    :func:`cf_llama2.tools.normalize_tool_choice`'s (``"any"``, ``True``, ``False``, a name, a
+    tool, the OpenAI and Anthropic dicts).
 
     Raises:
         RequestValidationError: an unknown name, ``True`` with several tools, or another shape.
     """
-    names = [t.name for t in tools]
-    if choice is None:
-        return None
-    if choice is True:
-        if len(tools) != 1:
-            raise RequestValidationError(
-                f"tool_choice=True forces the one bound tool, but {len(tools)} tools are bound "
-                f"({', '.join(names) or 'none'}); pass tool_choice='any' or a tool name instead",
-                field="tool_choice",
-                value=True,
-                limit="exactly one bound tool",
-            )
-        return "required"
-    if choice is False:
-        return "none"
-    name: Any = choice
-    if isinstance(choice, Mapping):
-        kind = choice.get("type")
-        if kind == "function" and isinstance(choice.get("function"), Mapping):
-            name = choice["function"].get("name")
-        elif kind == "tool":
-            name = choice.get("name")
-        elif kind in _CHOICE_WORDS:
-            name = kind
-        else:
-            name = None
-    if isinstance(name, str):
-        word = _CHOICE_WORDS.get(name.strip().lower())
-        if word is not None:
-            if word != "auto" and word != "none" and not tools:
-                raise RequestValidationError(
-                    f"tool_choice={choice!r} needs at least one bound tool",
-                    field="tool_choice",
-                    value=choice,
-                    limit="tools to choose from",
-                )
-            return word
-        if name in names:
-            return name
-        raise RequestValidationError(
-            f"tool_choice={name!r} is not a bound tool; use one of {', '.join(names) or '(none)'} "
-            "or 'auto', 'any', 'required', 'none'",
-            field="tool_choice",
-            value=name,
-            limit="'auto', 'any', 'required', 'none' or a bound tool's name",
-        )
-    raise RequestValidationError(
-        f"tool_choice must be 'auto', 'any', 'required', 'none', a tool name, True, or "
-        f"{{'type': 'function', 'function': {{'name': ...}}}}; got {choice!r}",
-        field="tool_choice",
-        value=repr(choice),
-        limit="'auto', 'any', 'required', 'none', a tool name or a function dict",
-    )
+    return None if choice is None else normalize_tool_choice(choice, tools)

@@ -12,11 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from cf_llama2.errors import RequestValidationError
-from cf_llama2.tools import Tool, normalize_tool, unique_tools
+from cf_llama2.tools import Tool, normalize_tool, normalize_tool_choice, unique_tools
 
 __all__ = ["resolve_tool_choice", "to_core_tool", "to_core_tools"]
-
-_KEYWORD_CHOICES = ("auto", "none", "required", "any")
 
 
 def to_core_tool(tool: Any) -> Tool:
@@ -62,28 +60,6 @@ def to_core_tools(tools: Iterable[Any] | None) -> list[Tool]:
     return unique_tools(to_core_tool(t) for t in (tools or []))
 
 
-def _choice_name(tool_choice: Any) -> str:
-    """The string form of a ``tool_choice`` given as a string or an OpenAI/Anthropic-style dict."""
-    if isinstance(tool_choice, str):
-        return tool_choice.strip()
-    if isinstance(tool_choice, Mapping):
-        kind = tool_choice.get("type")
-        function = tool_choice.get("function")
-        if kind == "function" and isinstance(function, Mapping) and function.get("name"):
-            return str(function["name"])
-        if kind in ("tool", "function") and tool_choice.get("name"):
-            return str(tool_choice["name"])
-        if kind in _KEYWORD_CHOICES:
-            return str(kind)
-    raise RequestValidationError(
-        "tool_choice must be 'auto', 'none', 'required' (alias 'any'), a tool name, or a dict "
-        "{'type': 'function', 'function': {'name': ...}}; got " + repr(tool_choice),
-        field="tool_choice",
-        value=tool_choice,
-        limit="'auto', 'none', 'required', 'any' or a tool name",
-    )
-
-
 def resolve_tool_choice(tool_choice: Any, tool_required: bool, tools: Sequence[Tool]) -> str:
     """The core ``tool_choice`` for LlamaIndex's ``tool_choice`` and ``tool_required``.
 
@@ -100,9 +76,7 @@ def resolve_tool_choice(tool_choice: Any, tool_required: bool, tools: Sequence[T
         RequestValidationError: an unknown tool name, ``tool_required`` with
             ``tool_choice="none"``, or a forced call without tools.
     """
-    choice = "auto" if tool_choice is None else _choice_name(tool_choice)
-    if choice == "any":
-        choice = "required"
+    choice = normalize_tool_choice(tool_choice)  # the form; the tools are checked below
     if tool_required:
         if choice == "none":
             raise RequestValidationError(
@@ -113,22 +87,4 @@ def resolve_tool_choice(tool_choice: Any, tool_required: bool, tools: Sequence[T
             )
         if choice == "auto":
             choice = "required"
-    if choice in ("auto", "none"):
-        return choice
-    if not tools:
-        raise RequestValidationError(
-            f"tool_choice={choice!r} (or tool_required=True) needs at least one tool; pass tools",
-            field="tool_choice",
-            value=choice,
-            limit="a forced call needs tools",
-        )
-    names = [t.name for t in tools]
-    if choice != "required" and choice not in names:
-        raise RequestValidationError(
-            f"tool_choice={choice!r} is not one of the tools ({', '.join(names)}); use 'auto', "
-            "'none', 'required' or one of those names",
-            field="tool_choice",
-            value=choice,
-            limit="'auto', 'none', 'required' or a tool name",
-        )
-    return choice
+    return normalize_tool_choice(choice, tools)

@@ -357,7 +357,7 @@ def test_bind_tools_sends_core_tools_and_choice() -> None:
 
 def test_bind_tools_rejects_unknown_choice_early() -> None:
     model, _ = chat()
-    with pytest.raises(RequestValidationError, match="'nope' is not a bound tool"):
+    with pytest.raises(RequestValidationError, match="'nope' is not one of the tools"):
         model.bind_tools([get_weather], tool_choice="nope")
 
 

@@ -129,7 +129,7 @@ def test_tool_required_with_none_is_a_contradiction() -> None:
 
 
 def test_forced_call_needs_tools() -> None:
-    with pytest.raises(RequestValidationError, match="needs at least one tool"):
+    with pytest.raises(RequestValidationError, match="needs tools"):
         resolve_tool_choice(None, True, [])
 
 
