@@ -27,7 +27,6 @@ from .errors import (
     RequestTooLargeError,
     RequestValidationError,
     ServerError,
-    ToolCallParseError,
 )
 from .reducer import reduce_events
 from .schema import (
@@ -87,7 +86,6 @@ __all__ = [
     "Tool",
     "ToolCall",
     "ToolCallDelta",
-    "ToolCallParseError",
     "Usage",
     "UsageEvent",
     "__version__",

@@ -33,7 +33,6 @@ __all__ = [
     "RequestTooLargeError",
     "RequestValidationError",
     "ServerError",
-    "ToolCallParseError",
     "WorkersAIErrorDetail",
     "error_from_response",
     "status_and_code_for",
@@ -90,14 +89,6 @@ class RequestValidationError(CfLlama2Error, ValueError):
         self.field = field
         self.value = value
         self.limit = limit
-        super().__init__(message)
-
-
-class ToolCallParseError(CfLlama2Error, ValueError):
-    """Model output that was meant to be a tool call could not be parsed."""
-
-    def __init__(self, message: str, *, text: str = "") -> None:
-        self.text = text
         super().__init__(message)
 
 

@@ -22,6 +22,7 @@ from cf_llama2.backends.lifecycle import (
     merge_call_options,
     share_in_deepcopy,
 )
+from cf_llama2.backends.remote.config import ACCOUNT_ID_ENV, API_TOKEN_ENV
 from cf_llama2.backends.tokens import token_ids
 from cf_llama2.errors import ConfigurationError
 from cf_llama2.schema import SAMPLING_FIELDS, SamplingParams
@@ -34,9 +35,6 @@ __all__ = [
     "CloudflareLlama2Params",
     "sampling_overrides",
 ]
-
-API_TOKEN_ENV = ("CLOUDFLARE_API_TOKEN", "CF_AI_API_TOKEN")
-ACCOUNT_ID_ENV = ("CLOUDFLARE_ACCOUNT_ID", "CF_ACCOUNT_ID")
 
 
 def _env_secret() -> SecretStr | None:

@@ -27,14 +27,11 @@ class BackendInfo:
     Attributes:
         model: the model id or path the backend answers with.
         context_window: tokens of prompt plus answer the model accepts.
-        constrained_decoding: ``True`` when tool calls and ``response_format`` are enforced by a
-            grammar (local); ``False`` when they are requested and then parsed (remote).
         provider: a short name for logs and tracing (``"workers-ai"``, ``"local"``).
     """
 
     model: str
     context_window: int = 4096
-    constrained_decoding: bool = False
     provider: str = "workers-ai"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..backends.remote.config import DEFAULT_MODEL
+from ..backends.remote.config import DEFAULT_SERVED_MODEL
 from ..errors import ConfigurationError
 
 __all__ = [
@@ -22,7 +22,6 @@ __all__ = [
     "positive_int",
 ]
 
-DEFAULT_SERVED_MODEL = DEFAULT_MODEL
 SERVER_TOKEN_ENV = "CF_LLAMA2_SERVER_TOKEN"
 DEFAULT_PORT = 8787
 

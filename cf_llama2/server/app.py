@@ -36,7 +36,7 @@ from ..errors import (
     ServerError,
     WorkersAIErrorDetail,
 )
-from ..wire import body_to_request, error_to_envelope, result_to_envelope
+from ..wire import OPTIONS_HEADER, body_to_request, error_to_envelope, result_to_envelope
 from .lora import LoraPolicy
 from .openai import OpenAIEndpoints, openai_not_found
 from .queue import AdmissionQueue
@@ -49,7 +49,6 @@ __all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_SERVED_MODEL", "OPTIONS_HEADER", "
 logger = logging.getLogger("cf_llama2.server")
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
-OPTIONS_HEADER = "cf-llama2-options"
 RUN_PATH = "/client/v4/accounts/{account_id}/ai/run/{model:path}"
 
 

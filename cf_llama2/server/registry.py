@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..backends.base import Backend, is_backend
-from ..backends.remote.config import DEFAULT_MODEL
+from ..backends.remote.config import DEFAULT_SERVED_MODEL
 from ..errors import ConfigurationError, ModelNotFoundError, WorkersAIErrorDetail
 
 __all__ = ["DEFAULT_SERVED_MODEL", "ModelRegistry"]
-
-DEFAULT_SERVED_MODEL = DEFAULT_MODEL
-"""The name a single backend is served under: the Workers AI id of Llama 2 7B chat int8."""
 
 
 class ModelRegistry:

@@ -30,7 +30,6 @@ __all__ = [
 OPTIONS_HEADER = "cf-llama2-options"
 """The request header that carries ``tool_choice``, ``stop`` and ``response_format``."""
 
-DONE_LINE = b"data: [DONE]\n\n"
 _OPTION_KEYS = frozenset({"tool_choice", "stop", "response_format", "instructions_in_prompt"})
 
 

@@ -194,13 +194,12 @@ class LocalBackend:
 
     @property
     def info(self) -> BackendInfo:
-        """The model name, its context window, ``constrained_decoding=True``, ``"local"``."""
+        """The model name, its context window and ``provider="local"``."""
         if self._info is None:
             window = self._context_window or self._config_window()
             self._info = BackendInfo(
                 model=self._name(),
                 context_window=window,
-                constrained_decoding=True,
                 provider="local",
             )
         return self._info

@@ -88,7 +88,6 @@ class _Run:
         self.parser = ToolCallStreamParser(plan.tools) if plan.parse_calls else None
         self.pending = ""
         self.call_ids: list[int] = []
-        self.call_is_list = False
         self.out: list[StreamEvent] = []
         self.stopped = False
 
@@ -118,7 +117,6 @@ class _Run:
         )
         self.grammar = GrammarLogitsProcessor(matcher, self.plan.vocab_size)
         self.mode = "call"
-        self.call_is_list = as_list
         self.pending = ""
         if scores is not None:
             self.grammar(context, scores)

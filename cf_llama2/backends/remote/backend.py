@@ -126,7 +126,6 @@ class RemoteBackend:
         return BackendInfo(
             model=self.settings.model,
             context_window=4096,
-            constrained_decoding=False,
             provider="workers-ai",
         )
 

@@ -31,10 +31,13 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_GATEWAY_URL",
     "DEFAULT_MODEL",
+    "DEFAULT_SERVED_MODEL",
     "RemoteSettings",
 ]
 
 DEFAULT_MODEL = "@cf/meta/llama-2-7b-chat-int8"
+DEFAULT_SERVED_MODEL = DEFAULT_MODEL
+"""The name a single backend is served under by ``cf-llama2 serve``: the Workers AI id."""
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 DEFAULT_GATEWAY_URL = "https://gateway.ai.cloudflare.com/v1"
 ACCOUNT_ID_ENV = ("CLOUDFLARE_ACCOUNT_ID", "CF_ACCOUNT_ID")

@@ -46,7 +46,6 @@ def chat(content: str = "Hello there", **fields: Any) -> ChatRequest:
 def test_info_reads_the_model_config(backend: Any) -> None:
     info = backend.info
     assert info.context_window == 1024
-    assert info.constrained_decoding is True
     assert info.provider == "local"
 
 

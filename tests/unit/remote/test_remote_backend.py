@@ -57,7 +57,6 @@ def test_is_a_backend_with_workers_ai_info() -> None:
     assert backend.info == BackendInfo(
         model="@cf/meta/llama-2-7b-chat-fp16",
         context_window=4096,
-        constrained_decoding=False,
         provider="workers-ai",
     )
 
