@@ -36,6 +36,7 @@ from .tools import (
     FunctionDef,
     Tool,
     normalize_functions,
+    normalize_tool,
     normalize_tool_choice,
     normalize_tools,
 )
@@ -267,6 +268,18 @@ class ChatRequest(SamplingParams):
         if self.tool_choice in ("auto", "none"):
             return []
         return [t for t in self.tools if t.name == self.tool_choice]
+
+    def sent_tools(self) -> list[Tool]:
+        """The tools put before the model: none for ``"none"``, the named one for a name.
+
+        They are returned as the wire carries them (every property has a ``type`` and a
+        ``description``), so the instruction in the prompt describes exactly what was sent and
+        a server can recognise it.
+        """
+        if self.tool_choice == "none":
+            return []
+        tools = self.tools if self.tool_choice in ("auto", "required") else self.forced_tools()
+        return [normalize_tool(t.to_wire("flat")) for t in tools]
 
 
 class PromptRequest(SamplingParams):

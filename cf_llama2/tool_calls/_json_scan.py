@@ -66,35 +66,8 @@ class JsonScanner:
 
     def _step(self, ch: str, out: list[tuple[Any, ...]]) -> None:
         st = self.state
-        if st == "string":
-            if ch == '"':
-                self._end_string(out)
-            elif ch == "\\":
-                self.state = "escape"
-                self._keep(ch)
-            elif ch < " ":
-                self._error(out, f"raw control character {ch!r} in a string (escape it)")
-            else:
-                self._keep(ch)
-            return
-        if st == "escape":
-            if ch in '"\\/bfnrt':
-                self.state = "string"
-            elif ch == "u":
-                self.state, self.hex = "uhex", 0
-            else:
-                self._error(out, f"invalid escape '\\{ch}' in a string")
-                return
-            self._keep(ch)
-            return
-        if st == "uhex":
-            if ch in "0123456789abcdefABCDEF":
-                self.hex += 1
-                self._keep(ch)
-                if self.hex == 4:
-                    self.state = "string"
-            else:
-                self._error(out, f"invalid \\u escape: {ch!r} is not a hex digit")
+        if st in ("string", "escape", "uhex"):
+            self._string_char(ch, st, out)
             return
         if st == "literal":
             if ch in _LITERAL_CHARS:
@@ -110,41 +83,78 @@ class JsonScanner:
             return
         comma, self.comma = self.comma, None
         if st in ("value", "value_or_end"):
-            if ch == "]" and (
-                st == "value_or_end" or (comma is not None and self.stack[-1] == "[")
-            ):
-                if comma is not None:
-                    out.append(("drop", comma))
-                self.stack.pop()
-                self._value_done(out, self.pos + 1)
-            else:
-                self._start_value(ch, out)
+            self._value_char(ch, st, comma, out)
         elif st in ("key_or_end", "key"):
-            if ch == '"':
-                self.in_key, self.key, self.state = True, [], "string"
-            elif ch == "}":
-                if comma is not None:
-                    out.append(("drop", comma))
-                self.stack.pop()
-                self._value_done(out, self.pos + 1)
-            else:
-                self._error(out, f"expected a double-quoted key, got {ch!r}")
+            self._key_char(ch, comma, out)
         elif st == "colon":
             if ch == ":":
                 self.state = "value"
             else:
                 self._error(out, f"expected ':' after a key, got {ch!r}")
         elif st == "after":
-            top = self.stack[-1]
-            close = "}" if top == "{" else "]"
-            if ch == ",":
-                self.state = "key" if top == "{" else "value"
-                self.comma = self.pos
-            elif ch == close:
-                self.stack.pop()
-                self._value_done(out, self.pos + 1)
+            self._after_char(ch, out)
+
+    def _string_char(self, ch: str, st: str, out: list[tuple[Any, ...]]) -> None:
+        """A character inside a string: plain, after a backslash, or in a ``\\u`` escape."""
+        if st == "string":
+            if ch == '"':
+                self._end_string(out)
+            elif ch == "\\":
+                self.state = "escape"
+                self._keep(ch)
+            elif ch < " ":
+                self._error(out, f"raw control character {ch!r} in a string (escape it)")
             else:
-                self._error(out, f"expected ',' or {close!r}, got {ch!r}")
+                self._keep(ch)
+        elif st == "escape":
+            if ch in '"\\/bfnrt':
+                self.state = "string"
+            elif ch == "u":
+                self.state, self.hex = "uhex", 0
+            else:
+                self._error(out, f"invalid escape '\\{ch}' in a string")
+                return
+            self._keep(ch)
+        elif ch in "0123456789abcdefABCDEF":
+            self.hex += 1
+            self._keep(ch)
+            if self.hex == 4:
+                self.state = "string"
+        else:
+            self._error(out, f"invalid \\u escape: {ch!r} is not a hex digit")
+
+    def _close(self, comma: int | None, out: list[tuple[Any, ...]]) -> None:
+        """Close the innermost object or list (a trailing comma before it is dropped)."""
+        if comma is not None:
+            out.append(("drop", comma))
+        self.stack.pop()
+        self._value_done(out, self.pos + 1)
+
+    def _value_char(self, ch: str, st: str, comma: int | None, out: list[tuple[Any, ...]]) -> None:
+        if ch == "]" and (st == "value_or_end" or (comma is not None and self.stack[-1] == "[")):
+            self._close(comma, out)
+        else:
+            self._start_value(ch, out)
+
+    def _key_char(self, ch: str, comma: int | None, out: list[tuple[Any, ...]]) -> None:
+        if ch == '"':
+            self.in_key, self.key, self.state = True, [], "string"
+        elif ch == "}":
+            self._close(comma, out)
+        else:
+            self._error(out, f"expected a double-quoted key, got {ch!r}")
+
+    def _after_char(self, ch: str, out: list[tuple[Any, ...]]) -> None:
+        top = self.stack[-1]
+        close = "}" if top == "{" else "]"
+        if ch == ",":
+            self.state = "key" if top == "{" else "value"
+            self.comma = self.pos
+        elif ch == close:
+            self.stack.pop()
+            self._value_done(out, self.pos + 1)
+        else:
+            self._error(out, f"expected ',' or {close!r}, got {ch!r}")
 
     def _start_value(self, ch: str, out: list[tuple[Any, ...]]) -> None:
         depth = len(self.stack)

@@ -15,7 +15,7 @@ from typing import Any
 from .. import prompt
 from ..errors import RequestValidationError
 from ..schema import ChatRequest, PromptRequest, Request, ResponseFormat, parse_request
-from ..tools import Tool, ToolFormat, normalize_tool
+from ..tools import Tool, ToolFormat
 from .tolerant import normalize_tool_choice, tolerate_body
 
 __all__ = [
@@ -38,19 +38,8 @@ _OPTION_KEYS = frozenset({"tool_choice", "stop", "response_format", "instruction
 
 
 def sent_tools(request: Request) -> list[Tool]:
-    """The tools the remote client sends: none for ``"none"``, the named one for a name.
-
-    They are returned as the wire carries them (every property has a ``type`` and a
-    ``description``), so the instruction in the prompt describes exactly what was sent and the
-    server can recognise it.
-    """
-    if not isinstance(request, ChatRequest) or request.tool_choice == "none":
-        return []
-    if request.tool_choice in ("auto", "required"):
-        tools = list(request.tools)
-    else:
-        tools = request.forced_tools()
-    return [normalize_tool(t.to_wire("flat")) for t in tools]
+    """The tools the remote client sends (:meth:`ChatRequest.sent_tools`; none for a prompt)."""
+    return request.sent_tools() if isinstance(request, ChatRequest) else []
 
 
 def response_format_instruction(response_format: ResponseFormat) -> str:

@@ -18,7 +18,6 @@ from typing import Any, Literal
 
 from ...prompt import flatten_messages, llama2_chat_prompt
 from ...schema import ChatRequest, Message, Request
-from ...wire import sent_tools
 
 __all__ = ["ChatFormat", "RenderedPrompt", "render_prompt"]
 
@@ -38,7 +37,7 @@ def _messages(request: Request) -> list[dict[str, str]]:
         # The same tools the remote client sends (only the forced one for a named choice, none
         # for "none"), so a request answered here and one answered through the local server
         # see the same prompt.
-        tools = sent_tools(request)
+        tools = request.sent_tools()
         return flatten_messages(
             request.messages,
             tools=tools,
