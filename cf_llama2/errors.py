@@ -77,18 +77,35 @@ class MissingDependencyError(ConfigurationError, ImportError):
 class RequestValidationError(CfLlama2Error, ValueError):
     """A request field is missing, malformed or out of range; raised before any I/O.
 
+    Without a ``message``, the message is formatted from the parts:
+    ``"{field} must be {limit}; got {got or repr(value)}. {fix}"``.
+
     Attributes:
         field: dotted path of the offending field (``"temperature"``, ``"messages.2.role"``).
         value: the value that was given (never a secret).
         limit: the allowed range or form, in words.
+
+    Example:
+        >>> str(RequestValidationError(field="top_k", limit="an integer in 1..50", value=99))
+        'top_k must be an integer in 1..50; got 99'
     """
 
     def __init__(
-        self, message: str, *, field: str = "", value: Any = None, limit: str = ""
+        self,
+        message: str = "",
+        *,
+        field: str = "",
+        value: Any = None,
+        limit: str = "",
+        got: str | None = None,
+        fix: str = "",
     ) -> None:
         self.field = field
         self.value = value
         self.limit = limit
+        if not message:
+            message = f"{field} must be {limit}; got {repr(value) if got is None else got}"
+            message += f". {fix}" if fix else ""
         super().__init__(message)
 
 

@@ -41,6 +41,12 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _JSON_TYPES = {"string", "number", "integer", "boolean", "array", "object", "null"}
 
 
+def _bad(field: str, limit: str, given: Any) -> RequestValidationError:
+    """The error for a value of the wrong kind (the message names its type)."""
+    kind = type(given).__name__
+    return RequestValidationError(field=field, limit=limit, value=kind, got=kind)
+
+
 def validate_parameters(parameters: Any, *, tool: str = "") -> dict[str, Any]:
     """Check a tool's parameters JSON schema and return a normalised copy.
 
@@ -54,71 +60,39 @@ def validate_parameters(parameters: Any, *, tool: str = "") -> dict[str, Any]:
     if parameters is None:
         parameters = {}
     if not isinstance(parameters, Mapping):
-        raise RequestValidationError(
-            f"{where} must be a JSON-schema object like "
-            '{"type": "object", "properties": {...}}; got ' + type(parameters).__name__,
-            field=where,
-            value=type(parameters).__name__,
-            limit="a JSON schema of type 'object'",
+        raise _bad(
+            where, 'a JSON-schema object like {"type": "object", "properties": {...}}', parameters
         )
     params = inline_refs(copy.deepcopy(dict(parameters)), tool=tool)
     kind = params.setdefault("type", "object")
     if kind != "object":
-        raise RequestValidationError(
-            f"{where}.type must be 'object' (tool arguments are always a JSON object); got "
-            f"{kind!r}. Wrap the value in an object property instead.",
-            field=f"{where}.type",
-            value=kind,
-            limit="'object'",
-        )
+        fix = "Tool arguments are always a JSON object: wrap the value in an object property."
+        raise RequestValidationError(field=f"{where}.type", limit="'object'", value=kind, fix=fix)
     props = params.setdefault("properties", {})
     if not isinstance(props, Mapping):
-        raise RequestValidationError(
-            f"{where}.properties must be a mapping of parameter name -> JSON schema; got "
-            f"{type(props).__name__}",
-            field=f"{where}.properties",
-            value=type(props).__name__,
-            limit="a mapping",
-        )
+        raise _bad(f"{where}.properties", "a mapping of parameter name -> JSON schema", props)
     for pname, pschema in props.items():
         if not isinstance(pschema, Mapping):
-            raise RequestValidationError(
-                f"{where}.properties.{pname} must be a JSON schema object; got "
-                f"{type(pschema).__name__}",
-                field=f"{where}.properties.{pname}",
-                value=type(pschema).__name__,
-                limit="a JSON schema object",
-            )
+            raise _bad(f"{where}.properties.{pname}", "a JSON schema object", pschema)
         ptype = pschema.get("type")
         types = ptype if isinstance(ptype, list) else [ptype] if ptype is not None else []
-        bad = [t for t in types if t not in _JSON_TYPES]
-        if bad:
+        if any(t not in _JSON_TYPES for t in types):
+            limit = f"a JSON-schema type ({', '.join(sorted(_JSON_TYPES))})"
             raise RequestValidationError(
-                f"{where}.properties.{pname}.type must be a JSON-schema type "
-                f"({', '.join(sorted(_JSON_TYPES))}); got {ptype!r}",
-                field=f"{where}.properties.{pname}.type",
-                value=ptype,
-                limit="a JSON-schema type",
+                field=f"{where}.properties.{pname}.type", limit=limit, value=ptype
             )
     required = params.get("required", [])
     if required is None:
         required = []
     if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
         raise RequestValidationError(
-            f"{where}.required must be a list of property names; got {required!r}",
-            field=f"{where}.required",
-            value=required,
-            limit="a list of strings",
+            field=f"{where}.required", limit="a list of property names", value=required
         )
     missing = [r for r in required if r not in props]
     if missing:
-        raise RequestValidationError(
-            f"{where}.required names {missing} that are not in properties "
-            f"({sorted(props)}); add them to properties or remove them from required",
-            field=f"{where}.required",
-            value=missing,
-            limit="a subset of the property names",
-        )
+        fix = f"{missing} are not in properties ({sorted(props)}): add them there or drop them"
+        limit = "a subset of the property names"
+        raise RequestValidationError(field=f"{where}.required", limit=limit, value=missing, fix=fix)
     if required:
         params["required"] = list(required)
     else:
