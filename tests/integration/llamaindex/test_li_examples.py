@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 import pytest
+
+from tests.support.common import LLAMAINDEX_WARNINGS, load_example
 
 pytestmark = [
     pytest.mark.slow,
-    # LlamaIndex's workflow runtime inspects agents with inspect.getmembers, touching pydantic's
-    # deprecated instance attributes: warnings raised inside llama_index, not by this package.
-    pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20"),
-    pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince211"),
+    *LLAMAINDEX_WARNINGS,
 ]
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-
-
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 async def test_agent_example(capsys: pytest.CaptureFixture[str]) -> None:
-    example = load("llamaindex_agent")
+    example = load_example("llamaindex_agent")
     answer = await example.main("local", "What is the weather in Paris today?")
     out = capsys.readouterr().out
     assert "[calling get_weather(" in out
@@ -38,7 +22,7 @@ async def test_agent_example(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_rag_example_retrieves_the_right_document(capsys: pytest.CaptureFixture[str]) -> None:
-    example = load("llamaindex_rag")
+    example = load_example("llamaindex_rag")
     answer = example.main("local", "When was the Lumen Bridge opened?")
     out = capsys.readouterr().out
     assert "[source: Lumen Bridge" in out

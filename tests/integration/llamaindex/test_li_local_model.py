@@ -22,15 +22,11 @@ from llama_index.core.tools import FunctionTool
 from pydantic import BaseModel, Field
 
 from llamaindex_cf_llama2 import CloudflareLlama2
+from tests.support.common import LLAMAINDEX_WORKFLOW_WARNINGS
 
 pytestmark = [
     pytest.mark.slow,
-    # LlamaIndex's workflow runtime inspects agents with inspect.getmembers (pydantic's
-    # deprecated instance attributes) and ReActAgent reads the deprecated Context.is_running:
-    # warnings raised inside llama_index, not by this package.
-    pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20"),
-    pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince211"),
-    pytest.mark.filterwarnings("ignore:is_running called from within a step:DeprecationWarning"),
+    *LLAMAINDEX_WORKFLOW_WARNINGS,
 ]
 
 CALLS: list[str] = []

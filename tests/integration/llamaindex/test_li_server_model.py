@@ -14,13 +14,11 @@ from pydantic import BaseModel
 from cf_llama2.backends.factory import default_local_backend
 from cf_llama2.server import ServerHandle, serve_in_thread
 from llamaindex_cf_llama2 import CloudflareLlama2
+from tests.support.common import LLAMAINDEX_WARNINGS
 
 pytestmark = [
     pytest.mark.slow,
-    # LlamaIndex's workflow runtime inspects agents with inspect.getmembers, touching pydantic's
-    # deprecated instance attributes: warnings raised inside llama_index, not by this package.
-    pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20"),
-    pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince211"),
+    *LLAMAINDEX_WARNINGS,
 ]
 
 CALLS: list[str] = []

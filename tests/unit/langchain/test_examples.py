@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 from langchain_core.messages import AIMessage, ToolMessage
 
 from cf_llama2.schema import ChatRequest
 from cf_llama2.testing import ScriptedBackend, tool_call
 from langchain_cf_llama2 import ChatCloudflareLlama2
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-
-
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.support.common import load_example
 
 
 def test_agent_loop_forces_then_frees_the_tool_choice() -> None:
-    agent = load("langchain_agent")
+    agent = load_example("langchain_agent")
     backend = ScriptedBackend(
         [tool_call("get_weather", "call_1", city="Paris"), "It is 18°C and sunny in Paris."]
     )
@@ -43,7 +27,7 @@ def test_agent_loop_forces_then_frees_the_tool_choice() -> None:
 
 
 def test_agent_loop_always_ends() -> None:
-    agent = load("langchain_agent")
+    agent = load_example("langchain_agent")
     backend = ScriptedBackend([tool_call("get_weather", city="Paris")], repeat_last=True)
     llm = ChatCloudflareLlama2(backend=backend)
     with pytest.raises(RuntimeError, match="did not answer within 3 steps"):
@@ -52,7 +36,7 @@ def test_agent_loop_always_ends() -> None:
 
 
 def test_bm25_ranks_the_matching_document_first() -> None:
-    rag = load("langchain_rag")
+    rag = load_example("langchain_rag")
     retriever = rag.BM25Retriever(documents=rag.DOCUMENTS, k=2)
     docs = retriever.invoke("How tall is the Eiffel Tower?")
     assert docs[0].metadata["source"] == "paris.md"
@@ -60,7 +44,7 @@ def test_bm25_ranks_the_matching_document_first() -> None:
 
 
 def test_rag_chain_puts_the_context_in_the_prompt() -> None:
-    rag = load("langchain_rag")
+    rag = load_example("langchain_rag")
     backend = ScriptedBackend(["It is 330 metres tall."])
     chain = rag.build_chain(
         ChatCloudflareLlama2(backend=backend), rag.BM25Retriever(documents=rag.DOCUMENTS, k=1)

@@ -17,15 +17,9 @@ from llama_index.core.tools import FunctionTool
 from cf_llama2.schema import ChatRequest
 from cf_llama2.testing import ScriptedBackend, tool_call
 from llamaindex_cf_llama2 import CloudflareLlama2
+from tests.support.common import LLAMAINDEX_WORKFLOW_WARNINGS
 
-# LlamaIndex's workflow runtime inspects agent objects with inspect.getmembers, which touches
-# pydantic's deprecated instance attributes, and ReActAgent reads the deprecated
-# Context.is_running; both warnings come from llama_index itself, not from this package.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20"),
-    pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince211"),
-    pytest.mark.filterwarnings("ignore:is_running called from within a step:DeprecationWarning"),
-]
+pytestmark = LLAMAINDEX_WORKFLOW_WARNINGS
 
 CALLS: list[str] = []
 
