@@ -8,6 +8,7 @@ from typing import Any
 from llama_index.core.base.llms.types import ChatMessage
 from pydantic import BaseModel
 
+from cf_llama2.backends.lifecycle import merge_call_options
 from cf_llama2.errors import RequestValidationError
 from cf_llama2.schema import SAMPLING_FIELDS, ChatRequest, PromptRequest, ResponseFormat
 
@@ -45,24 +46,16 @@ def field_defaults(source: object) -> dict[str, Any]:
 def call_params(
     defaults: Mapping[str, Any], kwargs: Mapping[str, Any], allowed: Sequence[str]
 ) -> dict[str, Any]:
-    """Instance defaults overridden by per-call kwargs; unknown kwargs raise.
+    """Instance defaults overridden by per-call kwargs (:func:`merge_call_options`).
+
+    ``allowed`` names the further kwargs the call takes (``tools``, ``raw``...); they are
+    checked here and read by the caller.
 
     Raises:
         RequestValidationError: a kwarg that is neither a request field nor in ``allowed``.
     """
-    unknown = sorted(k for k in kwargs if k not in REQUEST_FIELDS and k not in allowed)
-    if unknown:
-        accepted = ", ".join((*REQUEST_FIELDS, *allowed))
-        raise RequestValidationError(
-            f"unknown keyword argument(s) {', '.join(unknown)}; this call accepts {accepted}",
-            field=unknown[0],
-            value=unknown,
-            limit=accepted,
-        )
-    params = dict(defaults)
-    for key in REQUEST_FIELDS:
-        if kwargs.get(key) is not None:
-            params[key] = kwargs[key]
+    params = merge_call_options(defaults, None, kwargs, allowed_extra=("response_format", *allowed))
+    params = {k: v for k, v in params.items() if k in REQUEST_FIELDS}
     if "response_format" in params:
         params["response_format"] = _response_format(params["response_format"])
     return params
