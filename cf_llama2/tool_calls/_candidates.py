@@ -13,10 +13,9 @@ is invalid with the reason.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from ..schema import FinishReason
-from ._json_scan import WHITESPACE, JsonScanner
+from ._json_scan import WHITESPACE, Drop, End, JsonScanner, Key, ScanError, ScanEvent, Start
 from ._state import CallObj, Recovery, StreamState
 from .shape import (
     ARGUMENT_KEYS,
@@ -57,10 +56,10 @@ class JsonCandidates(StreamState):
 
     def _json_char(self, ch: str) -> None:
         events = self._scan.push(ch)
-        if events and events[-1][0] == "error":
+        if events and isinstance(events[-1], ScanError):
             for event in events[:-1]:
                 self._on_event(event)
-            self._on_error(events[-1][1], ch)
+            self._on_error(events[-1].message, ch)
             return
         if self._region == "skip":
             self._text(ch)  # plain JSON: text as it comes, no need to keep it
@@ -89,26 +88,30 @@ class JsonCandidates(StreamState):
             self._args(obj.index, self._clean(obj.args_sent, upto))
             obj.args_sent = upto
 
+    def _skipping(self) -> bool:
+        return self._region == "skip"
+
     def _call_depth(self) -> int:
         return 1 if self._top == "{" else 2
 
-    def _on_event(self, event: tuple[Any, ...]) -> None:
-        kind = event[0]
-        if kind == "drop":
-            self._dropped.append(event[1])
+    def _on_event(self, event: ScanEvent) -> None:
+        if isinstance(event, Drop):
+            self._dropped.append(event.offset)
             return
-        depth = event[1]
+        if isinstance(event, ScanError):
+            return
+        depth = event.depth
         if self._region == "skip":
-            if kind == "end" and depth == 0:
+            if isinstance(event, End) and depth == 0:
                 self._mode = "text"
             return
         cd = self._call_depth()
         obj = self._obj
-        if kind == "start":
+        if isinstance(event, Start):
             offset = len(self._raw) - 1
             if depth == cd - 1:
                 self._items += 1
-                if event[2] == "{":
+                if event.char == "{":
                     self._obj = CallObj(start=offset)
                 elif self._region == "pending":
                     self._to_skip()
@@ -116,23 +119,24 @@ class JsonCandidates(StreamState):
                     self._obj = CallObj(start=offset, phase="bad")
             elif depth == cd and obj is not None:
                 obj.value_start = offset
-                if obj.phase == "undecided" and obj.key == obj.name_key and event[2] != '"':
+                if obj.phase == "undecided" and obj.key == obj.name_key and event.char != '"':
                     obj.phase = "buffered"
                 elif (
                     obj.phase == "committed" and obj.key == obj.args_key and obj.args_start is None
                 ):
                     obj.args_start = obj.args_sent = offset
-                    obj.args_kind = event[2]
-        elif kind == "key":
+                    obj.args_kind = event.char
+        elif isinstance(event, Key):
             if depth == cd and obj is not None:
-                self._on_key(obj, event[2])
-        elif kind == "end":
-            stop = event[2]
+                self._on_key(obj, event.key)
+        else:
+            stop = event.stop
             if depth == cd and obj is not None:
                 self._on_value_end(obj, stop)
             elif depth == cd - 1 and obj is not None:
                 self._on_object_end(obj, stop)
-            if depth == 0 and self._mode == "json" and self._region != "skip":
+            # (the handlers above may have switched the region to "skip")
+            if depth == 0 and self._mode == "json" and not self._skipping():
                 if self._region == "calls":
                     self._to_post()
                 else:  # an empty list: text

@@ -11,13 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..schema import TextDelta, ToolCallDelta
 from ..tools import Tool
 from ._json_scan import JsonScanner
 from .shape import new_tool_call_id
 
-__all__ = ["CallObj", "Recovery", "Seen", "StreamState"]
+__all__ = ["CallObj", "Mode", "Phase", "Recovery", "Region", "Seen", "StreamState"]
+
+Mode = Literal["text", "fence", "open", "json", "post", "recover"]
+"""What the parser is reading: plain text, a code fence's language tag, the space after an opening
+marker, a JSON candidate, what follows a call, or the rest of a broken call."""
+Phase = Literal["undecided", "buffered", "committed", "bad"]
+"""A call object: keys not yet decisive, buffered until complete, streaming, or not a call."""
+Region = Literal["pending", "calls", "skip"]
+"""A JSON candidate: not yet known, holding calls, or plain JSON (released as text)."""
 
 
 @dataclass
@@ -25,7 +34,7 @@ class CallObj:
     """Recognition state of one JSON object that may be a call."""
 
     start: int
-    phase: str = "undecided"  # undecided | buffered | committed | bad
+    phase: Phase = "undecided"
     name: str | None = None
     name_key: str | None = None
     key: str | None = None
@@ -67,7 +76,7 @@ class StreamState:
         self.tools = list(tools)
         self._tool_names = {t.name for t in self.tools}
         self._new_id = new_id
-        self._mode = "text"  # text | fence | open | json | post | recover
+        self._mode: Mode = "text"
         self._ws = ""  # whitespace held in text mode
         self._mark = ""  # held prefix of a marker
         self._lead = ""  # held text before a JSON candidate (whitespace, an opening marker)
@@ -77,7 +86,7 @@ class StreamState:
         self._dropped: list[int] = []  # offsets in _raw of trailing commas to leave out
         self._scan = JsonScanner()
         self._top = "{"
-        self._region = "pending"  # pending | calls | skip
+        self._region: Region = "pending"
         self._obj: CallObj | None = None
         self._items = 0  # items seen in the current list of calls
         self._post = ""  # held prefix of a closing marker after a call
