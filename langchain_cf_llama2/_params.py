@@ -8,8 +8,10 @@ keyword raises instead of being dropped.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
+from langchain_core.language_models import LangSmithParams
 from pydantic import AliasChoices, BaseModel, Field, PrivateAttr, SecretStr
 
 from cf_llama2 import DEFAULT_MODEL
@@ -197,6 +199,30 @@ class CloudflareLlama2Params(BaseModel):
             fields["backend"] = handle.__getstate__()["spec"]  # None: lost, the handle says so
         state["__dict__"] = fields
         return state
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        """Not serialisable: a backend object cannot be dumped, and secrets must stay out."""
+        return False
+
+    def _tracing_params(
+        self, params: LangSmithParams, stop: Any, kwargs: Mapping[str, Any]
+    ) -> LangSmithParams:
+        """LangSmith's ``ls_*`` parameters for a call (per-call options win)."""
+        kind = self.backend_kind()
+        params["ls_provider"] = "cloudflare" if kind == "remote" else kind
+        model = kwargs.get("model")
+        params["ls_model_name"] = model if isinstance(model, str) else self.resolved_model_name()
+        temperature = kwargs.get("temperature", self.temperature)
+        if temperature is not None:
+            params["ls_temperature"] = float(temperature)
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if max_tokens is not None:
+            params["ls_max_tokens"] = int(max_tokens)
+        ls_stop = stop or kwargs.get("stop") or self.stop
+        if ls_stop:
+            params["ls_stop"] = [ls_stop] if isinstance(ls_stop, str) else list(ls_stop)
+        return params
 
     @property
     def lc_secrets(self) -> dict[str, str]:

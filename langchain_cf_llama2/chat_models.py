@@ -85,27 +85,9 @@ class ChatCloudflareLlama2(CloudflareLlama2Params, BaseChatModel):
             **self.default_sampling(),
         }
 
-    @classmethod
-    def is_lc_serializable(cls) -> bool:
-        """Not serialisable: a backend object cannot be dumped, and secrets must stay out."""
-        return False
-
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = super()._get_ls_params(stop=stop, **kwargs)
-        kind = self.backend_kind()
-        params["ls_provider"] = "cloudflare" if kind == "remote" else kind
-        model = kwargs.get("model")
-        params["ls_model_name"] = model if isinstance(model, str) else self.resolved_model_name()
-        temperature = kwargs.get("temperature", self.temperature)
-        if temperature is not None:
-            params["ls_temperature"] = float(temperature)
-        max_tokens = kwargs.get("max_tokens", self.max_tokens)
-        if max_tokens is not None:
-            params["ls_max_tokens"] = int(max_tokens)
-        ls_stop = stop or kwargs.get("stop") or self.stop
-        if ls_stop:
-            params["ls_stop"] = [ls_stop] if isinstance(ls_stop, str) else list(ls_stop)
-        return params
+        return self._tracing_params(params, stop, kwargs)
 
     # ------------------------------------------------------------------ request building
 

@@ -84,21 +84,9 @@ class CloudflareLlama2(CloudflareLlama2Params, BaseLLM):
             **self.default_sampling(),
         }
 
-    @classmethod
-    def is_lc_serializable(cls) -> bool:
-        """Not serialisable: a backend object cannot be dumped, and secrets must stay out."""
-        return False
-
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = super()._get_ls_params(stop=stop, **kwargs)
-        kind = self.backend_kind()
-        params["ls_provider"] = "cloudflare" if kind == "remote" else kind
-        params["ls_model_name"] = self.resolved_model_name()
-        if self.temperature is not None:
-            params["ls_temperature"] = float(self.temperature)
-        if self.max_tokens is not None:
-            params["ls_max_tokens"] = int(self.max_tokens)
-        return params
+        return self._tracing_params(params, stop, kwargs)
 
     def _request(
         self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any], *, stream: bool
