@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import RequestValidationError
 from ..schema import SAMPLING_FIELDS
+from ..tools import normalize_tool_choice as core_tool_choice
 
 __all__ = ["BODY_KEYS", "normalize_tool_choice", "tolerate_body"]
 
@@ -40,31 +40,13 @@ _CALL_KEYS = frozenset({"id", "type", "function", "name", "arguments"})
 
 
 def normalize_tool_choice(value: Any) -> Any:
-    """A ``tool_choice`` string, or OpenAI's object form turned into one.
-
-    ``{"type": "function", "function": {"name": N}}`` -> ``N``; ``{"type": "auto"}`` (and
-    ``none``, ``required``, ``any``) -> that string. Other values pass unchanged.
+    """A ``tool_choice`` string, or an object form turned into one (see
+    :func:`cf_llama2.tools.normalize_tool_choice`). Other values pass unchanged.
 
     Raises:
-        RequestValidationError: an object of neither form.
+        RequestValidationError: an object of no known form.
     """
-    if not isinstance(value, Mapping):
-        return value
-    kind = value.get("type")
-    function = value.get("function")
-    if kind == "function" and isinstance(function, Mapping):
-        name = function.get("name")
-        if isinstance(name, str) and name:
-            return name
-    elif kind in ("auto", "none", "required", "any") and function is None:
-        return kind
-    raise RequestValidationError(
-        "tool_choice must be 'auto', 'none', 'required', a tool name, or "
-        "{'type': 'function', 'function': {'name': '<tool>'}}; got " + repr(dict(value))[:120],
-        field="tool_choice",
-        value=dict(value),
-        limit="a string or {'type': 'function', 'function': {'name': ...}}",
-    )
+    return core_tool_choice(value) if isinstance(value, Mapping) else value
 
 
 def _drop(
