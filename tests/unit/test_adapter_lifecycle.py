@@ -189,3 +189,25 @@ def test_a_local_backend_counts_with_its_own_tokenizer(cls: type, no_network: No
     text = "Count me exactly, please."
     assert llm.get_token_ids(text) == tokenizer.encode(text, add_special_tokens=False)
     assert backend._model is None
+
+
+class _InfoDoesIO(ScriptedBackend):
+    """A backend whose ``info`` would read from disk: checks must not evaluate it."""
+
+    provider = "local"
+
+    @property
+    def info(self) -> Any:
+        raise AssertionError("info was evaluated")
+
+
+@pytest.mark.parametrize("cls", ADAPTERS)
+def test_taking_a_backend_object_never_evaluates_its_info(cls: type) -> None:
+    from cf_llama2.backends.base import backend_provider, is_backend
+
+    backend = _InfoDoesIO(["a"])
+    assert is_backend(backend)
+    assert backend_provider(backend) == "local"
+    llm = cls(backend=backend)
+    copy.deepcopy(llm)
+    assert llm.get_num_tokens("two words") > 0
