@@ -13,9 +13,62 @@ from typing import Any
 
 from .errors import RequestValidationError
 
-__all__ = ["inline_refs"]
+__all__ = ["MAX_INLINED_NODES", "MAX_REF_DEPTH", "inline_refs"]
 
 _REF_PREFIXES = ("#/$defs/", "#/definitions/")
+
+MAX_REF_DEPTH = 32
+"""The longest chain of ``$ref`` pointers followed inside one another."""
+
+MAX_INLINED_NODES = 20_000
+"""The most objects and arrays the written-out schema may have (refs that fan out multiply)."""
+
+
+def _too_big(where: str, what: str, limit: str) -> RequestValidationError:
+    return RequestValidationError(
+        f"{where} is too large once its $refs are written out ({what}); share fewer "
+        "definitions between properties or flatten the schema",
+        field=f"{where}.$ref",
+        limit=limit,
+    )
+
+
+def _ref_name(ref: str) -> str | None:
+    return next((ref[len(p) :] for p in _REF_PREFIXES if ref.startswith(p)), None)
+
+
+def _check_expanded_size(schema: Mapping[str, Any], defs: Mapping[str, Any], where: str) -> None:
+    """Count the objects and arrays the written-out schema would have, without building it.
+
+    Each definition is counted once (memoised), so refs that fan out cost nothing to count;
+    missing, recursive or too-deep refs count as one node and are reported by the inlining.
+    """
+    memo: dict[str, int] = {}
+    active: set[str] = set()
+
+    def size(node: Any, chain: int) -> int:
+        if isinstance(node, list):
+            return 1 + sum(size(item, chain) for item in node)
+        if not isinstance(node, Mapping):
+            return 0
+        total = 1 + sum(size(v, chain) for k, v in node.items() if k != "$ref")
+        ref = node.get("$ref")
+        name = _ref_name(ref) if isinstance(ref, str) else None
+        if name is None or name not in defs or name in active or chain >= MAX_REF_DEPTH:
+            return total
+        if name not in memo:
+            active.add(name)
+            memo[name] = size(defs[name], chain + 1)
+            active.discard(name)
+        return min(total + memo[name], MAX_INLINED_NODES + 1)
+
+    top = {k: v for k, v in schema.items() if k not in ("$defs", "definitions")}
+    if size(top, 0) > MAX_INLINED_NODES:
+        raise _too_big(
+            where,
+            f"more than {MAX_INLINED_NODES} objects and arrays",
+            f"at most {MAX_INLINED_NODES} objects and arrays after inlining",
+        )
 
 
 def inline_refs(schema: Mapping[str, Any], *, tool: str = "") -> dict[str, Any]:
@@ -27,9 +80,13 @@ def inline_refs(schema: Mapping[str, Any], *, tool: str = "") -> dict[str, Any]:
     ``$ref`` (such as ``description``) are kept, and an inlined model gets
     ``additionalProperties: false`` unless it says otherwise.
 
+    The work is bounded: a chain of more than ``MAX_REF_DEPTH`` pointers, or a result of more
+    than ``MAX_INLINED_NODES`` objects and arrays (definitions that refer to the next one twice
+    double at every level), is refused before it is built.
+
     Raises:
-        RequestValidationError: a pointer to a missing definition, or a recursive model (which
-            cannot be written out as a finite schema).
+        RequestValidationError: a pointer to a missing definition, a recursive model (which
+            cannot be written out as a finite schema), or a schema over the bounds above.
     """
     where = f"tools[{tool}].parameters" if tool else "parameters"
     defs: dict[str, Any] = {}
@@ -38,7 +95,19 @@ def inline_refs(schema: Mapping[str, Any], *, tool: str = "") -> dict[str, Any]:
         if isinstance(found, Mapping):
             defs.update(found)
 
+    _check_expanded_size(schema, defs, where)
+    nodes = 0
+
     def resolve(node: Any, seen: tuple[str, ...]) -> Any:
+        nonlocal nodes
+        if isinstance(node, (list, Mapping)):
+            nodes += 1
+            if nodes > MAX_INLINED_NODES:
+                raise _too_big(
+                    where,
+                    f"more than {MAX_INLINED_NODES} objects and arrays",
+                    f"at most {MAX_INLINED_NODES} objects and arrays after inlining",
+                )
         if isinstance(node, list):
             return [resolve(item, seen) for item in node]
         if not isinstance(node, Mapping):
@@ -61,6 +130,12 @@ def inline_refs(schema: Mapping[str, Any], *, tool: str = "") -> dict[str, Any]:
                     field=f"{where}.$ref",
                     value=ref,
                     limit="a non-recursive schema",
+                )
+            if len(seen) >= MAX_REF_DEPTH:
+                raise _too_big(
+                    where,
+                    f"$refs nested more than {MAX_REF_DEPTH} deep",
+                    f"at most {MAX_REF_DEPTH} nested $refs",
                 )
             target = resolve(defs[name], (*seen, name))
             if "properties" in target:

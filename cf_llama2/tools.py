@@ -268,15 +268,32 @@ def unique_tools(tools: Iterable[Tool]) -> list[Tool]:
     return out
 
 
+def _as_list(value: Any, field: str) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise RequestValidationError(
+            f"{field} must be a list; got {type(value).__name__}",
+            field=field,
+            value=type(value).__name__,
+            limit="a list (JSON array)",
+        )
+    return list(value)
+
+
 def normalize_tools(tools: Iterable[Any] | None) -> list[Tool]:
-    """Normalise a list of tools; names must be unique."""
-    return unique_tools(normalize_tool(t) for t in (tools or []))
+    """Normalise a list of tools; names must be unique.
+
+    Raises:
+        RequestValidationError: ``tools`` is not a list, or a tool is malformed.
+    """
+    return unique_tools(normalize_tool(t) for t in _as_list(tools, "tools"))
 
 
 def normalize_functions(functions: Iterable[Any] | None) -> list[FunctionDef]:
     """Normalise the ``functions`` list (``{name, code}`` entries)."""
     out: list[FunctionDef] = []
-    for f in functions or []:
+    for f in _as_list(functions, "functions"):
         if isinstance(f, FunctionDef):
             out.append(f)
             continue

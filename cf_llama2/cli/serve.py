@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from ..backends.base import Backend
 from ._common import (
@@ -20,6 +22,8 @@ from ._common import (
     port,
     positive_int,
 )
+from ._limits import add_limit_arguments, connection_limits
+from ._token import TokenSource, resolve_token
 
 __all__ = ["add_serve_command", "parse_lora_mappings", "parse_model_mappings"]
 
@@ -57,9 +61,20 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "--api-token",
         default=None,
         help=(
-            f"bearer token clients must send (default: ${SERVER_TOKEN_ENV}; "
-            "when neither is set, any token is accepted)"
+            "bearer token clients must send (shows in `ps`: prefer --api-token-file or "
+            f"${SERVER_TOKEN_ENV}; when none is set, any token is accepted)"
         ),
+    )
+    serve.add_argument(
+        "--api-token-file",
+        default=None,
+        metavar="PATH",
+        help="read the bearer token from this file (surrounding whitespace is ignored)",
+    )
+    serve.add_argument(
+        "--health-auth",
+        action="store_true",
+        help="/health answers only with the bearer token (401 and nothing else without it)",
     )
     serve.add_argument(
         "--max-queue",
@@ -85,6 +100,7 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
         default=30.0,
         help="seconds in-flight requests get to finish on shutdown (default %(default)s)",
     )
+    add_limit_arguments(serve)
     serve.add_argument(
         "--lazy", action="store_true", help="load the models on the first request, not at start"
     )
@@ -167,7 +183,11 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
     mapping = parse_model_mappings(args.model)
     adapters = parse_lora_mappings(args.lora)
-    token = args.api_token if args.api_token is not None else os.environ.get(SERVER_TOKEN_ENV)
+    token = resolve_token(args.api_token, args.api_token_file, os.environ.get(SERVER_TOKEN_ENV))
+    if args.health_auth and token is None:
+        raise UsageError(
+            f"--health-auth needs a token: set --api-token-file, ${SERVER_TOKEN_ENV} or --api-token"
+        )
     quantization = None if args.quantization == "none" else args.quantization
     by_source: dict[str | None, LocalBackend] = {}
     backends: dict[str, Backend] = {}
@@ -185,41 +205,44 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         for source, backend in by_source.items():
             print(f"Loading {source or 'the embedded model'} ...", file=sys.stderr, flush=True)
             backend.load()
-    return _run_server(args, backends, token or None, out, list(adapters))
+    return _run_server(args, backends, token, out, list(adapters))
+
+
+def _stop_on_early_sigterm(server: Any) -> Any:
+    """Until uvicorn installs its handlers, a SIGTERM still means a clean stop (exit 0)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, server.handle_exit)
 
 
 def _run_server(
     args: argparse.Namespace,
     backends: dict[str, Backend],
-    token: str | None,
+    token: TokenSource | None,
     out: TextIO,
     adapters: list[str],
 ) -> int:
-    import uvicorn
-
     from ..server import bind_socket, create_app
+    from ..server.connections import uvicorn_config
+    from ..server.lifecycle import GracefulServer
 
     app = create_app(
         backends,
-        api_token=token,
+        api_token=token.value if token else None,
         max_queue=args.max_queue,
         max_concurrency=args.max_concurrency,
         close_backends=True,
         lora_adapters=adapters,
+        max_bytes_in_flight=args.max_bytes_in_flight,
+        body_timeout=args.body_timeout,
+        health_requires_token=args.health_auth,
     )
     sock = bind_socket(args.host, args.port)
-    config = uvicorn.Config(
-        app,
-        http="h11",
-        ws="none",
-        lifespan="on",
-        log_level="info",
-        timeout_graceful_shutdown=args.graceful_timeout,  # seconds; any number works
-    )
-    server = uvicorn.Server(config)
+    config = uvicorn_config(app, connection_limits(args), log_level="info")
+    server = GracefulServer(config, app.state.gate, args.graceful_timeout)
     host = f"[{args.host}]" if ":" in args.host else args.host
     base = f"http://{host}:{sock.getsockname()[1]}/client/v4"
-    auth = """-H "Authorization: Bearer $CF_LLAMA2_SERVER_TOKEN" """ if token else ""
+    auth = f"{token.curl_header} " if token else ""
     print(f"Serving {', '.join(sorted(backends))} on {base}", file=out, flush=True)
     if adapters:
         print(f"LoRA adapters: {', '.join(sorted(adapters))}", file=out, flush=True)
@@ -234,11 +257,14 @@ def _run_server(
         file=out,
         flush=True,
     )
+    early = _stop_on_early_sigterm(server)
     try:
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:  # Ctrl-C is how a foreground server is stopped
+        server.run(sockets=[sock])  # SIGTERM and Ctrl-C shut down gracefully, then return
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
         pass
     finally:
         sock.close()
+        if early is not None:
+            signal.signal(signal.SIGTERM, early)
     print("Server stopped", file=out, flush=True)
     return EXIT_OK

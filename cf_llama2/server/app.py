@@ -1,9 +1,15 @@
 """The ASGI app: the Workers AI ``/ai/run`` endpoint (and the OpenAI routes) on local backends.
 
 ``POST /client/v4/accounts/{account_id}/ai/run/{model}`` (the model id keeps its slashes) checks,
-in this order: the bearer token (401, code 10000), the model (400, 5007), the body size (413,
-3006), the body itself (400, 5006, naming the field), then admission (429, 3040 with
-``Retry-After``). Every body, envelope and SSE conversion goes through :mod:`cf_llama2.wire`, so the
+in this order: shutdown (503, 3040 with ``Retry-After``), the bearer token (401, code 10000), the
+model (400, 5007), the body size (413, 3006), the bytes in flight across connections (429, 3040),
+the body deadline (408, 3007), the body itself (400, 5006, naming the field), then admission
+(429, 3040 with ``Retry-After``). Decoding and validating the body (JSON, ``$ref`` expansion of
+tool schemas) runs in a worker thread, so a heavy body never stalls other requests or
+``/health``. An unexpected failure answers a generic message with a request id; the detail goes
+to the log (with its traceback the first time each kind of failure happens).
+
+Every body, envelope and SSE conversion goes through :mod:`cf_llama2.wire`, so the
 server speaks exactly what :class:`~cf_llama2.backends.remote.RemoteBackend` reads.
 
 Bodies may carry tool history in the Workers AI or the OpenAI shape; keys the server does not
@@ -22,33 +28,50 @@ from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.requests import Request as HTTPRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..backends.base import Backend
 from ..errors import (
+    APITimeoutError,
     CfLlama2Error,
     ConfigurationError,
     RateLimitError,
-    ServerError,
     WorkersAIErrorDetail,
 )
+from ..schema import Request
 from ..wire import OPTIONS_HEADER, body_to_request, error_to_envelope, result_to_envelope
+from .body_decode import check_wire_types, decode_json_body
+from .connections import BodyBudget
+from .failures import FailureLog, internal_error
+from .lifecycle import ShutdownGate
 from .lora import LoraPolicy
 from .openai import OpenAIEndpoints, openai_not_found
 from .queue import AdmissionQueue
 from .registry import DEFAULT_SERVED_MODEL, ModelRegistry
-from .request_io import TokenCheck, parse_json_body, read_body
+from .request_io import TokenCheck, read_body
 from .streaming import ClientDisconnected, SSEResponse, cancel_on_disconnect, first_events
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_SERVED_MODEL", "OPTIONS_HEADER", "create_app"]
+__all__ = [
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_BYTES_IN_FLIGHT",
+    "DEFAULT_SERVED_MODEL",
+    "OPTIONS_HEADER",
+    "create_app",
+]
 
 logger = logging.getLogger("cf_llama2.server")
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_BYTES_IN_FLIGHT = 64 * 1024 * 1024
+DEFAULT_BODY_TIMEOUT = 30.0
 RUN_PATH = "/client/v4/accounts/{account_id}/ai/run/{model:path}"
 
 
@@ -61,11 +84,26 @@ def error_response(error: BaseException) -> JSONResponse:
     return JSONResponse(envelope, status_code=status, headers=headers)
 
 
-def _internal(error: BaseException) -> ServerError:
-    message = f"Internal error: the backend raised {type(error).__name__}: {error}"
-    return ServerError(
-        message, status_code=500, errors=[WorkersAIErrorDetail(code=3043, message=message)]
+class _BodyLate(APITimeoutError):
+    """The body did not arrive in time; the connection is closed after the 408."""
+
+
+def _body_late(seconds: float) -> APITimeoutError:
+    message = (
+        f"Request timeout: the request body did not arrive within {seconds:g} s; send it at once "
+        "(or start the server with a larger --body-timeout)"
     )
+    return _BodyLate(
+        message, status_code=408, errors=[WorkersAIErrorDetail(code=3007, message=message)]
+    )
+
+
+def _decode(raw: bytes, options_header: str | None) -> tuple[Request, list[str]]:
+    """Everything CPU-bound about a body (runs in a worker thread); the request and its notes."""
+    body = decode_json_body(raw)
+    check_wire_types(body)
+    notes: list[str] = []
+    return body_to_request(body, options_header, notes=notes), notes
 
 
 class _RunEndpoint:
@@ -78,50 +116,87 @@ class _RunEndpoint:
         queue: AdmissionQueue,
         max_body: int,
         lora: LoraPolicy,
+        *,
+        budget: BodyBudget,
+        body_timeout: float,
+        gate: ShutdownGate,
     ) -> None:
         self.registry = registry
         self.tokens = tokens
         self.queue = queue
         self.max_body = max_body
         self.lora = lora
+        self.budget = budget
+        self.body_timeout = body_timeout
+        self.gate = gate
+        self.failures = FailureLog()
 
     async def handle(self, http: HTTPRequest) -> Response:
         try:
             return await self._handle(http)
-        except ClientDisconnected:
-            logger.info("client disconnected before its answer; generation cancelled")
+        except (ClientDisconnected, ClientDisconnect):
+            logger.info("client disconnected before its answer; nothing more is done for it")
             return Response(status_code=499)
+        except _BodyLate as error:
+            response = error_response(error)
+            response.headers["connection"] = "close"  # the rest of the body is not awaited
+            return response
         except CfLlama2Error as error:
             return error_response(error)
         except Exception as error:
-            logger.exception("unexpected error while answering a request")
-            return error_response(_internal(error))
+            return error_response(internal_error(self.failures.record(error)))
+
+    async def _read_request(self, http: HTTPRequest) -> tuple[Request, list[str]]:
+        try:
+            with anyio.fail_after(self.body_timeout):
+                raw = await read_body(
+                    http.headers, http.stream(), limit=self.max_body, budget=self.budget
+                )
+        except TimeoutError:
+            raise _body_late(self.body_timeout) from None
+        try:
+            return await anyio.to_thread.run_sync(_decode, raw, http.headers.get(OPTIONS_HEADER))
+        finally:
+            self.budget.give_back(len(raw))
 
     async def _handle(self, http: HTTPRequest) -> Response:
+        if self.gate.closing:
+            raise self.gate.error()
         self.tokens.check(http.headers)
         backend = self.registry.get(http.path_params["model"])
-        raw = await read_body(http.headers, http.stream(), limit=self.max_body)
-        notes: list[str] = []
-        request = body_to_request(
-            parse_json_body(raw), http.headers.get(OPTIONS_HEADER), notes=notes
-        )
+        request, notes = await self._read_request(http)
         self.lora.check(request.lora)
         for note in notes:
             logger.info("request to %s: %s", http.url.path, note)
         cleanup = AsyncExitStack()
+        gate = self.gate
         try:
             # Waiting for a slot counts as in flight too: a client that leaves the queue is
-            # dropped from it instead of starting a generation nobody reads.
+            # dropped from it instead of starting a generation nobody reads. Shutdown refuses
+            # what still waits; what runs gets the grace period.
             await cancel_on_disconnect(
-                http.receive, lambda: cleanup.enter_async_context(self.queue.slot())
+                http.receive,
+                lambda: cleanup.enter_async_context(self.queue.slot()),
+                stop=gate.wait_closing,
+                stop_error=gate.error,
             )
             if not request.stream:
-                result = await cancel_on_disconnect(http.receive, lambda: backend.arun(request))
+                result = await cancel_on_disconnect(
+                    http.receive,
+                    lambda: backend.arun(request),
+                    stop=gate.wait_expired,
+                    stop_error=gate.error,
+                )
                 await cleanup.aclose()
                 return JSONResponse(result_to_envelope(result, notes))
             events = backend.astream(request)
             try:
-                head = await cancel_on_disconnect(http.receive, lambda: first_events(events))
+                head = await cancel_on_disconnect(
+                    http.receive,
+                    lambda: first_events(events),
+                    stop=gate.wait_expired,
+                    stop_error=gate.error,
+                )
             except BaseException:
                 await _aclose(events)
                 raise
@@ -129,7 +204,7 @@ class _RunEndpoint:
             await cleanup.aclose()
             raise
         # From here on the response owns the iterator and the admission slot.
-        return SSEResponse(head, events, cleanup)
+        return SSEResponse(head, events, cleanup, gate=gate, failures=self.failures)
 
 
 async def _aclose(events: Any) -> None:
@@ -171,6 +246,9 @@ def create_app(
     retry_after: int = 1,
     close_backends: bool = False,
     lora_adapters: Collection[str] = (),
+    max_bytes_in_flight: int = DEFAULT_MAX_BYTES_IN_FLIGHT,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    health_requires_token: bool = False,
 ) -> Starlette:
     """Build the Workers AI-compatible ASGI app.
 
@@ -186,6 +264,12 @@ def create_app(
         lora_adapters: the adapter names a request's ``lora`` may name (registered with the
             backends at start); any other value gets 400 (code 5007) before the backend sees
             the request, so a client can never make the server read a path or the network.
+        max_bytes_in_flight: request-body bytes held at once across all connections (from the
+            first chunk until decoded); more get 429 (code 3040).
+        body_timeout: seconds a client gets to send the whole body once its head arrived; a
+            later body gets 408 (code 3007).
+        health_requires_token: ``/health`` answers only with the bearer token (401 without it,
+            revealing nothing); by default it is open, for load balancers.
 
     Returns:
         A Starlette app; serve it with uvicorn or :func:`cf_llama2.server.serve_in_thread`.
@@ -195,16 +279,51 @@ def create_app(
     """
     if not isinstance(max_body_bytes, int) or max_body_bytes < 1:
         raise ConfigurationError(f"max_body_bytes must be an integer >= 1; got {max_body_bytes!r}")
+    if not isinstance(body_timeout, (int, float)) or not body_timeout > 0:
+        raise ConfigurationError(
+            f"body_timeout must be a number of seconds > 0; got {body_timeout!r}"
+        )
     registry = ModelRegistry(backends)
     queue = AdmissionQueue(
         max_concurrency=max_concurrency, max_queue=max_queue, retry_after=retry_after
     )
     tokens = TokenCheck(api_token)
     lora = LoraPolicy(lora_adapters)
-    endpoint = _RunEndpoint(registry, tokens, queue, max_body_bytes, lora)
-    openai = OpenAIEndpoints(registry, tokens, queue, max_body_bytes, lora)
+    if health_requires_token and not tokens.enabled:
+        raise ConfigurationError(
+            "health_requires_token=True needs an api_token (there is nothing to require)"
+        )
+    gate = ShutdownGate(retry_after)
+    budget = BodyBudget(max_bytes_in_flight, retry_after)
+    endpoint = _RunEndpoint(
+        registry,
+        tokens,
+        queue,
+        max_body_bytes,
+        lora,
+        budget=budget,
+        body_timeout=float(body_timeout),
+        gate=gate,
+    )
+    openai = OpenAIEndpoints(
+        registry,
+        tokens,
+        queue,
+        max_body_bytes,
+        lora,
+        budget=budget,
+        body_timeout=float(body_timeout),
+        gate=gate,
+    )
 
     async def health(http: HTTPRequest) -> Response:
+        if health_requires_token:
+            try:
+                tokens.check(http.headers)
+            except CfLlama2Error as error:
+                return error_response(error)
+        if gate.closing:
+            return JSONResponse({"status": "stopping"}, status_code=503)
         return JSONResponse(
             {
                 "status": "ok",
@@ -236,4 +355,5 @@ def create_app(
     )
     app.state.registry = registry
     app.state.queue = queue
+    app.state.gate = gate
     return app

@@ -23,6 +23,8 @@ from starlette.applications import Starlette
 from ..backends.base import Backend
 from ..errors import ConfigurationError, ServerError
 from .app import create_app
+from .connections import ConnectionLimits, uvicorn_config
+from .lifecycle import GracefulServer, ShutdownGate
 
 __all__ = ["ServerHandle", "bind_socket", "serve_in_thread"]
 
@@ -63,10 +65,12 @@ class ServerHandle:
         return f"{self.base_url}/accounts/{account_id}/ai/run/{model}"
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Shut down gracefully: stop accepting, let in-flight requests finish, then return.
+        """Shut down gracefully: stop admitting, let running requests finish, then return.
 
-        Requests still running after the server's graceful-shutdown timeout are cancelled
-        (their generation stops). Calling ``stop`` twice is harmless.
+        Requests not yet running get 503 (code 3040, ``Retry-After``). Requests still running
+        after the grace period are ended: a stream with an error event and a clean end, any
+        other request with the same 503; their generation stops. Calling ``stop`` twice is
+        harmless.
 
         Raises:
             ServerError: the server thread did not end within ``timeout`` seconds.
@@ -113,6 +117,7 @@ def serve_in_thread(
     api_token: str | None = None,
     startup_timeout: float = 30.0,
     graceful_timeout: float = 5.0,
+    limits: ConnectionLimits | None = None,
     **app_options: Any,
 ) -> Iterator[ServerHandle]:
     """Serve a backend (or a ready app) with uvicorn in a daemon thread.
@@ -125,8 +130,9 @@ def serve_in_thread(
         port: the port; ``0`` picks a free one (see ``handle.port``).
         api_token: the bearer token clients must send; ``None`` accepts any.
         startup_timeout: seconds to wait for the server to accept connections.
-        graceful_timeout: seconds in-flight requests get to finish on shutdown before they are
-            cancelled.
+        graceful_timeout: seconds in-flight requests get to finish on shutdown; then open
+            streams end with an error event and other requests get 503.
+        limits: connection limits (concurrency cap, keep-alive, request-head deadline).
         **app_options: more :func:`~cf_llama2.server.create_app` options (``max_queue``,
             ``max_concurrency``, ``max_body_bytes``, ...).
 
@@ -148,18 +154,11 @@ def serve_in_thread(
         app = create_app(backend_or_app, api_token=api_token, **app_options)
     sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-        http="h11",
-        ws="none",
-        lifespan="on",
-        # uvicorn annotates int, but any number of seconds works (it goes to asyncio.wait_for).
-        timeout_graceful_shutdown=graceful_timeout,  # type: ignore[arg-type]
+    config = uvicorn_config(
+        app, limits or ConnectionLimits(), log_config=None, log_level="warning", access_log=False
     )
-    server = uvicorn.Server(config)
+    gate = getattr(app.state, "gate", None)
+    server = GracefulServer(config, gate if gate is not None else ShutdownGate(), graceful_timeout)
     failure: list[BaseException] = []
 
     def run() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -11,9 +10,10 @@ from ..errors import (
     AuthenticationError,
     ConfigurationError,
     RequestTooLargeError,
-    RequestValidationError,
     WorkersAIErrorDetail,
 )
+from .body_decode import decode_json_body
+from .connections import BodyBudget
 
 __all__ = ["TokenCheck", "parse_json_body", "read_body"]
 
@@ -75,48 +75,44 @@ def _too_large(size: str, limit: int) -> RequestTooLargeError:
 
 
 async def read_body(
-    headers: Mapping[str, str], chunks: AsyncIterator[bytes], *, limit: int
+    headers: Mapping[str, str],
+    chunks: AsyncIterator[bytes],
+    *,
+    limit: int,
+    budget: BodyBudget | None = None,
 ) -> bytes:
     """Read the request body, refusing it as soon as it passes ``limit`` bytes.
 
+    With a ``budget``, every chunk is counted in it as it arrives; on success the caller gives
+    ``len(body)`` back once the body is decoded (on failure it is given back here).
+
     Raises:
         RequestTooLargeError: the declared or actual size is over ``limit`` (HTTP 413, 3006).
+        RateLimitError: the budget of bytes in flight is spent (HTTP 429, 3040).
     """
     declared = headers.get("content-length")
     if declared is not None and declared.strip().isdigit() and int(declared) > limit:
         raise _too_large(declared.strip(), limit)
     body = bytearray()
-    async for chunk in chunks:
-        body.extend(chunk)
-        if len(body) > limit:
-            raise _too_large(f"more than {limit}", limit)
+    try:
+        async for chunk in chunks:
+            if budget is not None:
+                budget.take(len(chunk))
+            body.extend(chunk)
+            if len(body) > limit:
+                raise _too_large(f"more than {limit}", limit)
+    except BaseException:
+        if budget is not None:
+            budget.give_back(len(body))
+        raise
     return bytes(body)
 
 
 def parse_json_body(raw: bytes) -> Any:
-    """Decode a JSON body.
+    """Decode a JSON body (see :func:`~cf_llama2.server.body_decode.decode_json_body`).
 
     Raises:
-        RequestValidationError: empty, not UTF-8 or not JSON (HTTP 400, code 5006).
+        RequestValidationError: empty, not UTF-8, not JSON, nested too deep or holding a lone
+            surrogate (HTTP 400, code 5006).
     """
-    if not raw.strip():
-        raise RequestValidationError(
-            "the request body is empty; send a JSON object with 'messages' or 'prompt'",
-            field="",
-            limit="a JSON object",
-        )
-    try:
-        return json.loads(raw)
-    except UnicodeDecodeError:
-        raise RequestValidationError(
-            "the request body is not UTF-8 text; send a UTF-8 JSON object",
-            field="",
-            limit="UTF-8 JSON",
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise RequestValidationError(
-            f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column "
-            f"{exc.colno}; send a JSON object with 'messages' or 'prompt'",
-            field="",
-            limit="a JSON object",
-        ) from None
+    return decode_json_body(raw)

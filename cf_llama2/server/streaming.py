@@ -25,8 +25,11 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ..schema import StreamEvent
+from ..errors import CfLlama2Error
+from ..schema import EndEvent, StreamEvent
 from ..wire import SSEEncoder
+from .failures import FailureLog, internal_error
+from .lifecycle import FLUSH_SECONDS, ShutdownGate
 
 __all__ = [
     "ClientDisconnected",
@@ -62,15 +65,23 @@ async def _wait_for_disconnect(receive: Receive) -> None:
             return
 
 
-async def cancel_on_disconnect(receive: Receive, work: Callable[[], Awaitable[T]]) -> T:
-    """Run ``work()``; cancel it if the client disconnects first.
+async def cancel_on_disconnect(
+    receive: Receive,
+    work: Callable[[], Awaitable[T]],
+    *,
+    stop: Callable[[], Awaitable[None]] | None = None,
+    stop_error: Callable[[], BaseException] | None = None,
+) -> T:
+    """Run ``work()``; cancel it if the client disconnects first (or ``stop()`` returns first).
 
     Raises:
         ClientDisconnected: the client went away; ``work`` was cancelled.
+        BaseException: ``stop_error()``, when ``stop()`` returned first; ``work`` was cancelled.
     """
     outcome: list[T] = []
     failure: list[BaseException] = []
     gone = False
+    stopped = False
     async with anyio.create_task_group() as group:
 
         async def watch() -> None:
@@ -79,7 +90,16 @@ async def cancel_on_disconnect(receive: Receive, work: Callable[[], Awaitable[T]
             gone = True
             group.cancel_scope.cancel()
 
+        async def watch_stop() -> None:
+            nonlocal stopped
+            if stop is not None:
+                await stop()
+                stopped = True
+                group.cancel_scope.cancel()
+
         group.start_soon(watch)
+        if stop is not None:
+            group.start_soon(watch_stop)
         try:
             outcome.append(await work())
         except Exception as exc:  # re-raised below, unwrapped from the task group
@@ -87,6 +107,8 @@ async def cancel_on_disconnect(receive: Receive, work: Callable[[], Awaitable[T]
         group.cancel_scope.cancel()
     if failure:
         raise failure[0]
+    if stopped and not outcome and stop_error is not None:
+        raise stop_error()
     if gone or not outcome:
         raise ClientDisconnected("the client disconnected before the answer was ready")
     return outcome[0]
@@ -112,6 +134,9 @@ class SSEResponse(Response):
         events: the rest of the backend's event iterator (closed when the response ends).
         cleanup: closed when the response ends, however it ends (releases the admission slot).
         encoder: frames the events (default: the Workers AI framing, :class:`SSEEncoder`).
+        gate: the server's shutdown gate; when its grace period runs out the stream ends with
+            the gate's error event and a clean end of the body.
+        failures: where unexpected failures are logged (the client gets a request id).
     """
 
     media_type = "text/event-stream"
@@ -122,6 +147,9 @@ class SSEResponse(Response):
         events: AsyncIterator[StreamEvent],
         cleanup: AsyncExitStack,
         encoder: EventEncoder | None = None,
+        *,
+        gate: ShutdownGate | None = None,
+        failures: FailureLog | None = None,
     ) -> None:
         # No body attribute: init_headers then leaves out Content-Length (the body is chunked).
         self.status_code = 200
@@ -131,28 +159,53 @@ class SSEResponse(Response):
         self._events = events
         self._cleanup = cleanup
         self._encoder: EventEncoder = encoder if encoder is not None else SSEEncoder()
+        self._gate = gate
+        self._failures = failures or FailureLog()
+        self._started = False
+        self._ended = False
 
     async def _chunks(self) -> AsyncIterator[bytes]:
+        # ``_ended`` is set once the last frame was sent (the generator resumes after a send).
         encoder = self._encoder
         for event in self._head:
             yield encoder.encode(event)
+            self._ended = isinstance(event, EndEvent)
         try:
             async for event in self._events:
                 yield encoder.encode(event)
-        except Exception as error:
+                self._ended = isinstance(event, EndEvent)
+        except CfLlama2Error as error:
             # Headers are out, so the status cannot change: send the failure envelope as one
             # last event (clients raise its typed error) and end without [DONE].
-            logger.exception("the backend failed mid-stream; ending the stream with its error")
+            logger.warning("the backend failed mid-stream (%s); ending the stream with it", error)
             yield encoder.encode_error(error)
+            self._ended = True
+        except Exception as error:
+            yield encoder.encode_error(internal_error(self._failures.record(error)))
+            self._ended = True
+
+    async def _start(self, send: Send) -> None:
+        if not self._started:
+            self._started = True
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
 
     async def _send_all(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await self._start(send)
         async for chunk in self._chunks():
             if chunk:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
+    async def _end_for_shutdown(self, send: Send) -> None:
+        assert self._gate is not None
+        await self._start(send)
+        if not self._ended:
+            chunk = self._encoder.encode_error(self._gate.error())
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        expired = False
         try:
             async with anyio.create_task_group() as group:
 
@@ -161,9 +214,22 @@ class SSEResponse(Response):
                     logger.info("client disconnected mid-stream; stopping its generation")
                     group.cancel_scope.cancel()
 
+                async def watch_shutdown() -> None:
+                    nonlocal expired
+                    assert self._gate is not None
+                    await self._gate.wait_expired()
+                    expired = True
+                    group.cancel_scope.cancel()
+
                 group.start_soon(watch)
+                if self._gate is not None:
+                    group.start_soon(watch_shutdown)
                 await self._send_all(send)
                 group.cancel_scope.cancel()
+            if expired:
+                logger.info("grace period over; ending an open stream with an error event")
+                with anyio.move_on_after(FLUSH_SECONDS):
+                    await self._end_for_shutdown(send)
         finally:
             with anyio.CancelScope(shield=True):
                 await _aclose(self._events)

@@ -26,6 +26,7 @@ from .grammar import (
     tool_call_schema,
 )
 from .lora import LoraAdapters
+from .prompt_bound import check_prompt_bound
 from .sampling import make_sampler
 
 __all__ = ["build_plan", "eos_ids", "model_step"]
@@ -55,6 +56,7 @@ def build_plan(
             value=[f.name for f in request.functions],
             limit="empty on the local backend",
         )
+    check_prompt_bound(request, tokenizer, context_window)  # before tokenizing megabytes
     prompt = render_prompt(request, tokenizer, chat_format)
     n = len(prompt.ids)
     if n >= context_window:

@@ -12,18 +12,24 @@ import time
 from contextlib import AsyncExitStack
 from typing import Any
 
+import anyio
+import anyio.to_thread
+from starlette.requests import ClientDisconnect
 from starlette.requests import Request as HTTPRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ...errors import CfLlama2Error, ModelNotFoundError, RateLimitError
+from ...errors import APITimeoutError, CfLlama2Error, ModelNotFoundError, RateLimitError
+from ..connections import BodyBudget
+from ..failures import FailureLog
+from ..lifecycle import ShutdownGate
 from ..lora import LoraPolicy
 from ..queue import AdmissionQueue
 from ..registry import ModelRegistry
 from ..request_io import TokenCheck, parse_json_body, read_body
 from ..streaming import ClientDisconnected, SSEResponse, cancel_on_disconnect, first_events
 from .errors import error_body, openai_error
-from .request import openai_body_to_request
+from .request import OpenAIChatRequest, openai_body_to_request
 from .response import ChunkEncoder, result_to_completion
 
 __all__ = ["OPENAI_PREFIXES", "OpenAIEndpoints", "openai_not_found"]
@@ -68,12 +74,20 @@ class OpenAIEndpoints:
         queue: AdmissionQueue,
         max_body: int,
         lora: LoraPolicy,
+        *,
+        budget: BodyBudget | None = None,
+        body_timeout: float = 30.0,
+        gate: ShutdownGate | None = None,
     ) -> None:
         self.registry = registry
         self.tokens = tokens
         self.queue = queue
         self.max_body = max_body
         self.lora = lora
+        self.budget = budget
+        self.body_timeout = body_timeout
+        self.gate = gate if gate is not None else ShutdownGate()
+        self.failures = FailureLog()
 
     def routes(self) -> list[Route]:
         """The routes under every prefix of :data:`OPENAI_PREFIXES`."""
@@ -115,25 +129,46 @@ class OpenAIEndpoints:
         """``POST .../chat/completions``."""
         try:
             return await self._chat(http)
-        except ClientDisconnected:
-            logger.info("client disconnected before its answer; generation cancelled")
+        except (ClientDisconnected, ClientDisconnect):
+            logger.info("client disconnected before its answer; nothing more is done for it")
             return Response(status_code=499)
         except CfLlama2Error as error:
             return _error_response(error)
-        except Exception:
-            logger.exception("unexpected error while answering a request")
+        except Exception as error:
+            request_id = self.failures.record(error)
             return _json_error(
                 *openai_error(
-                    "Internal error: the backend failed; see the server log",
+                    f"Internal error: the server failed (request id {request_id}); see the "
+                    "server log",
                     status=500,
                     kind="server_error",
                 )
             )
 
+    async def _read(self, http: HTTPRequest) -> OpenAIChatRequest:
+        # The same bounds as /ai/run: body deadline, bytes in flight, decoding off the loop.
+        try:
+            with anyio.fail_after(self.body_timeout):
+                raw = await read_body(
+                    http.headers, http.stream(), limit=self.max_body, budget=self.budget
+                )
+        except TimeoutError:
+            message = f"the request body did not arrive within {self.body_timeout:g} s"
+            raise APITimeoutError(message, status_code=408) from None
+        try:
+            return await anyio.to_thread.run_sync(
+                lambda: openai_body_to_request(parse_json_body(raw))
+            )
+        finally:
+            if self.budget is not None:
+                self.budget.give_back(len(raw))
+
     async def _chat(self, http: HTTPRequest) -> Response:
+        gate = self.gate
+        if gate.closing:
+            raise gate.error()
         self.tokens.check(http.headers)
-        raw = await read_body(http.headers, http.stream(), limit=self.max_body)
-        read = openai_body_to_request(parse_json_body(raw))
+        read = await self._read(http)
         backend = self.registry.get(read.model)
         try:
             self.lora.check(read.request.lora)
@@ -152,15 +187,28 @@ class OpenAIEndpoints:
         cleanup = AsyncExitStack()
         try:
             await cancel_on_disconnect(
-                http.receive, lambda: cleanup.enter_async_context(self.queue.slot())
+                http.receive,
+                lambda: cleanup.enter_async_context(self.queue.slot()),
+                stop=gate.wait_closing,
+                stop_error=gate.error,
             )
             if not request.stream:
-                result = await cancel_on_disconnect(http.receive, lambda: backend.arun(request))
+                result = await cancel_on_disconnect(
+                    http.receive,
+                    lambda: backend.arun(request),
+                    stop=gate.wait_expired,
+                    stop_error=gate.error,
+                )
                 await cleanup.aclose()
                 return JSONResponse(result_to_completion(result, model=read.model))
             events = backend.astream(request)
             try:
-                head = await cancel_on_disconnect(http.receive, lambda: first_events(events))
+                head = await cancel_on_disconnect(
+                    http.receive,
+                    lambda: first_events(events),
+                    stop=gate.wait_expired,
+                    stop_error=gate.error,
+                )
             except BaseException:
                 close = getattr(events, "aclose", None)
                 if close is not None:
@@ -170,4 +218,4 @@ class OpenAIEndpoints:
             await cleanup.aclose()
             raise
         encoder = ChunkEncoder(read.model, include_usage=read.include_usage)
-        return SSEResponse(head, events, cleanup, encoder)
+        return SSEResponse(head, events, cleanup, encoder, gate=gate, failures=self.failures)
