@@ -25,7 +25,8 @@ _WEIGHT_DEQUANT = 7.874015718698502e-3  # 1 / 127
 
 
 class _SharedInput:
-    """The last quantized activation of one model, reused while the same tensor comes back."""
+    """The last quantized activation of a group of sibling layers, reused while the same tensor
+    comes back; emptied after each forward pass of the model (so nothing outlives a step)."""
 
     __slots__ = ("quantized", "source", "threshold", "version")
 
@@ -34,6 +35,9 @@ class _SharedInput:
         self.threshold = 0.0
         self.version = -1
         self.quantized: tuple[Any, Any, Any] | None = None
+
+    def clear(self) -> None:
+        self.source = self.quantized = None
 
 
 def _int_mm_kernel() -> Any:
@@ -129,6 +133,7 @@ def install_lean_int8(model: Any) -> int:
         return 0
     int_mm = _int_mm_kernel()
     count = 0
+    groups: list[_SharedInput] = []
     parents: list[Any] = list(model.modules())
     for parent in parents:
         shared = _SharedInput()  # siblings (q/k/v, gate/up) read the same input tensor
@@ -137,7 +142,19 @@ def install_lean_int8(model: Any) -> int:
             if _is_cpu_int8(module, bnb):
                 _patch(module, torch, int_mm, shared)
                 count += 1
+        if shared in [getattr(m, "_lean_shared", None) for m in children]:
+            groups.append(shared)
+    old = getattr(model, "_lean_int8_hook", None)
+    if old is not None:
+        old.remove()
+    if count:
+        model._lean_int8_hook = model.register_forward_hook(lambda *_: _clear(groups))
     return count
+
+
+def _clear(groups: list[_SharedInput]) -> None:
+    for group in groups:
+        group.clear()
 
 
 def _is_cpu_int8(module: Any, bnb: Any) -> bool:
@@ -158,6 +175,10 @@ def _patch(module: Any, torch: Any, int_mm: Any, shared: _SharedInput) -> None:
 
 def remove_lean_int8(model: Any) -> int:
     """Undo :func:`install_lean_int8`: bitsandbytes' own forward again. Returns the count."""
+    hook = getattr(model, "_lean_int8_hook", None)
+    if hook is not None:
+        hook.remove()
+        model._lean_int8_hook = None
     layers = lean_int8_layers(model)
     for module in layers:
         module.forward = module._lean_fallback

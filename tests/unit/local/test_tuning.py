@@ -85,6 +85,8 @@ def test_siblings_quantize_a_shared_input_once(
             proj(x)
         attention.q_proj(x.clone())
     assert len(calls) == 2
+    _logits(int8_model, torch.tensor([[1, 2, 3]]))  # a whole forward pass ends...
+    assert all(m._lean_shared.source is None for m in lean_int8_layers(int8_model))  # ...empty
 
 
 def test_training_and_autograd_use_bitsandbytes(int8_model: Any) -> None:
