@@ -236,7 +236,7 @@ def _write(
             },
         )
     else:
-        estimate = default_vs_fp32 / ISSUE_LLAMA_CPP_TO_FP32
+        estimate = default_vs_fp32 / EARLIER_LLAMA_CPP_TO_FP32
         targets.insert(
             0,
             {
@@ -327,7 +327,7 @@ def _write(
     write_result("decode_speed", result, args.out)
 
 
-ISSUE_LLAMA_CPP_TO_FP32 = 11.5 / 58.0
+EARLIER_LLAMA_CPP_TO_FP32 = 11.5 / 58.0
 """llama.cpp / our fp32 per token, measured side by side on this kind of machine (1 thread, 32
 tokens, the same prompt) when llama-cpp-python was installed: for an estimate when it is not."""
 
@@ -354,11 +354,11 @@ def _analysis(per_token: dict[str, list[float]], reference: str | None) -> list[
         "the 16-bit output head (see the profile and the floor).",
     ]
     if reference is None:
-        estimate = lean / ISSUE_LLAMA_CPP_TO_FP32
+        estimate = lean / EARLIER_LLAMA_CPP_TO_FP32
         text.append(
             "llama.cpp could not run in this run. Estimate from the llama.cpp / float32 ratio "
             "measured side by side earlier on this kind of machine "
-            f"({ISSUE_LLAMA_CPP_TO_FP32:.3f}): int8 default ≈ {estimate:.1f}x llama.cpp per "
+            f"({EARLIER_LLAMA_CPP_TO_FP32:.3f}): int8 default ≈ {estimate:.1f}x llama.cpp per "
             "token (target 2.5x). The gap left is "
             "bytes and kernels: llama.cpp reads Q4_1 weights (~4.5 bits) and a quantized head "
             "with fused kernels; we read int8 weights plus a bfloat16 head through ~40 torch "
