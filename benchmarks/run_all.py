@@ -27,6 +27,7 @@ FULL: dict[str, list[str]] = {
     "local_adapters": ["--tokens", "32", "--rounds", "5"],
     "server_throughput": ["--tokens", "32", "--rounds", "3"],
     "local_adapters_threads2": ["--tokens", "32", "--rounds", "5", "--tag", "threads2"],
+    "decode_speed": ["--tokens", "32", "--rounds", "3"],
 }
 QUICK: dict[str, list[str]] = {
     "memory": ["--rounds", "1"],
@@ -36,8 +37,12 @@ QUICK: dict[str, list[str]] = {
     "local_adapters": ["--tokens", "4", "--rounds", "1"],
     "server_throughput": ["--tokens", "4", "--rounds", "1"],
     "local_adapters_threads2": ["--tokens", "4", "--rounds", "1", "--tag", "threads2"],
+    "decode_speed": [
+        *("--tokens", "4", "--rounds", "1", "--prefill-rounds", "1"),
+        *("--contention-rounds", "1", "--contention-tokens", "2"),
+    ],
 }
-_THREADED = {"constrained", "local_adapters", "server_throughput"}
+_THREADED = {"constrained", "local_adapters", "server_throughput", "decode_speed"}
 _MODULE = {"local_adapters_threads2": "local_adapters"}
 _FIXED_THREADS = {"local_adapters_threads2": 2}
 

@@ -10,9 +10,13 @@ from typing import Any, TextIO
 from ..backends.base import Backend
 from ..reducer import StreamReducer
 from ..schema import ChatRequest, ChatResult, InvalidToolCall, ToolCall
-from ._common import EXIT_OK, UsageError, float_arg, positive_int
+from ._common import EXIT_OK, UsageError, float_arg, non_negative_int, positive_int
 
-__all__ = ["add_chat_command"]
+__all__ = ["LOCAL_DEFAULTS", "add_chat_command"]
+
+LOCAL_DEFAULTS: dict[str, Any] = {"temperature": 0.0, "max_tokens": 128}
+"""What ``--backend local`` asks for unless told otherwise: greedy decoding (a small model
+sampled at Workers AI's default temperature 0.6 drifts into nonsense) and a short budget."""
 
 
 def add_chat_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,11 +56,28 @@ def add_chat_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
     chat.add_argument(
         "--json", action="store_true", help="print JSON (one line per event with --stream)"
     )
-    chat.add_argument("--max-tokens", type=positive_int, default=None, help="answer length limit")
-    chat.add_argument("--temperature", type=float_arg, default=None, help="0..5; 0 is greedy")
+    chat.add_argument(
+        "--max-tokens",
+        type=positive_int,
+        default=None,
+        help="answer length limit (default: 128 local, Workers AI's 256 remote)",
+    )
+    chat.add_argument(
+        "--temperature",
+        type=float_arg,
+        default=None,
+        help="0..5; 0 is greedy (default: 0 local, Workers AI's 0.6 remote)",
+    )
     chat.add_argument("--seed", type=positive_int, default=None, help="1..9999999999")
     chat.add_argument("--base-url", default=None, help="remote: API root (e.g. a local server)")
     chat.add_argument("--account-id", default=None, help="remote: the account id")
+    chat.add_argument(
+        "--threads",
+        type=non_negative_int,
+        default=None,
+        help="local: CPU threads for the model (default: by model size, 1 for the embedded "
+        "model; 0: torch's own setting)",
+    )
     chat.set_defaults(handler=_cmd_chat)
 
 
@@ -89,6 +110,8 @@ def _chat_request(args: argparse.Namespace) -> ChatRequest:
         fields["tools"] = _load_tools(args.tools)
     if args.tool_choice != "auto":
         fields["tool_choice"] = args.tool_choice
+    if args.backend == "local":
+        fields.update(LOCAL_DEFAULTS)
     for name in ("max_tokens", "temperature", "seed"):
         value = getattr(args, name)
         if value is not None:
@@ -100,12 +123,14 @@ def _chat_backend(args: argparse.Namespace) -> Backend:
     if args.backend == "remote":
         from ..backends.remote import RemoteBackend
 
+        if args.threads is not None:
+            raise UsageError("--threads applies to --backend local only")
         return RemoteBackend(account_id=args.account_id, model=args.model, base_url=args.base_url)
     if args.base_url is not None or args.account_id is not None:
         raise UsageError("--base-url and --account-id apply to --backend remote only")
     from ..backends.local import LocalBackend
 
-    return LocalBackend(args.model)
+    return LocalBackend(args.model, num_threads=args.threads)
 
 
 def _call_line(call: ToolCall | InvalidToolCall) -> str:

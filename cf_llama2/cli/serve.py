@@ -95,6 +95,13 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="weights of the local models (default %(default)s)",
     )
     serve.add_argument(
+        "--threads",
+        type=non_negative_int,
+        default=None,
+        help="CPU threads per model (default: by model size, 1 for the embedded model; "
+        "0: torch's own setting)",
+    )
+    serve.add_argument(
         "--graceful-timeout",
         type=float_arg,
         default=30.0,
@@ -199,6 +206,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
                 # Offline unless asked: no load a request can cause may reach the network.
                 local_files_only=None if args.online else True,
                 lora_adapters=adapters,
+                num_threads=args.threads,
             )
         backends[name] = by_source[source]
     if not args.lazy:

@@ -2,7 +2,9 @@
 
 Each new token is decoded together with a few tokens before it, and the delta is the text past
 what those earlier tokens decoded to. That keeps SentencePiece's leading spaces right and holds
-back a token that ends in the middle of a UTF-8 character until the character is complete.
+back a token that ends in the middle of a UTF-8 character until the character is complete; at
+the end (``max_tokens`` reached mid-character) the incomplete bytes are dropped, never shown as
+U+FFFD.
 """
 
 from __future__ import annotations
@@ -35,10 +37,11 @@ class IncrementalDecoder:
         return ""
 
     def flush(self) -> str:
-        """The text still held back at the end (an incomplete character decodes as is)."""
+        """The text still held back at the end, without the bytes of an unfinished character
+        (they decode to U+FFFD, which is dropped)."""
         if self._read >= len(self.ids):
             return ""
         before = self._decode(self.ids[self._prefix : self._read])
-        after = self._decode(self.ids[self._prefix :])
+        after = self._decode(self.ids[self._prefix :]).rstrip("\ufffd")
         self._prefix = self._read = len(self.ids)
         return after[len(before) :] if after.startswith(before) else after

@@ -5,6 +5,7 @@ tokenizer (from the converted cache when present, else read from the GGUF file; 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,6 +57,15 @@ def backend(tiny_model: Any, tokenizer: Any) -> Any:
     from cf_llama2.backends.local import LocalBackend
 
     return LocalBackend(tiny_model, tokenizer=tokenizer)
+
+
+@pytest.fixture(scope="session")
+def saved_model(tiny_model: Any, tokenizer: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model and the tokenizer saved as a model directory."""
+    path = tmp_path_factory.mktemp("tiny-llama")
+    tiny_model.save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))
+    return path
 
 
 @pytest.fixture(scope="session")

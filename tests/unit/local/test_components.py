@@ -149,6 +149,17 @@ def test_incremental_decoding_equals_full_decoding(tokenizer: Any, text: str) ->
     assert all("\ufffd" not in d for d in deltas)
 
 
+def test_flush_drops_the_bytes_of_an_unfinished_character(tokenizer: Any) -> None:
+    ids = tokenizer("ok 🚀", add_special_tokens=False)["input_ids"]
+    decoder = IncrementalDecoder(tokenizer)
+    text = "".join(decoder.add(i) for i in ids[:-1]) + decoder.flush()
+    cut = tokenizer.decode(ids[:-1])
+    assert cut.endswith("\ufffd")
+    assert text == cut.rstrip("\ufffd")
+    assert text.startswith("ok")
+    assert decoder.flush() == ""
+
+
 # -- chat formatting -----------------------------------------------------------------------------
 def test_chat_template_is_used_when_the_tokenizer_has_one(tokenizer: Any) -> None:
     request = ChatRequest(

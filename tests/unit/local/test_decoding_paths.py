@@ -201,3 +201,15 @@ def test_response_format_constrains_free_text(writes: Any) -> None:
     assert json.loads(result.response) == {"city": "Paris", "temp": 21}
     loose = writes('\n {"ok":true}').run(chat(response_format={"type": "json_object"}))
     assert json.loads(loose.response) == {"ok": True}
+
+
+def test_max_tokens_inside_a_character_drops_its_bytes(writes: Any, tokenizer: Any) -> None:
+    target = "Lift-off 🚀🚀 now"
+    ids = tokenizer(target, add_special_tokens=False)["input_ids"]
+    cuts = [k for k in range(1, len(ids)) if tokenizer.decode(ids[:k]).endswith("\ufffd")]
+    assert cuts, "the emoji must span several tokens for this test"
+    for cut in cuts:
+        events = list(writes(target, exact=True).stream(chat(max_tokens=cut)))
+        text = "".join(e.text for e in events if isinstance(e, TextDelta))
+        assert "\ufffd" not in text
+        assert text == tokenizer.decode(ids[:cut]).rstrip("\ufffd")

@@ -21,14 +21,6 @@ from cf_llama2.backends.local.loading import (
 )
 
 
-@pytest.fixture(scope="module")
-def saved_model(tiny_model: Any, tokenizer: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("tiny-llama")
-    tiny_model.save_pretrained(str(path))
-    tokenizer.save_pretrained(str(path))
-    return path
-
-
 def chat(**fields: Any) -> ChatRequest:
     fields.setdefault("max_tokens", 5)
     return ChatRequest(messages=[{"role": "user", "content": "Hi"}], temperature=0, **fields)

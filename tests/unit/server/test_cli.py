@@ -237,3 +237,29 @@ def test_serve_on_a_busy_port_exits_2(capsys: pytest.CaptureFixture[str]) -> Non
         code, _ = run("serve", "--lazy", "--port", str(busy.port))
     assert code == 2
     assert "cannot listen" in capsys.readouterr().err
+
+
+def test_local_chat_defaults_to_greedy_and_a_short_budget() -> None:
+    from cf_llama2.cli.chat import _chat_request
+
+    parser = build_parser()
+    local = _chat_request(parser.parse_args(["chat", "Capital of France?"]))
+    assert (local.temperature, local.max_tokens) == (0.0, 128)
+    told = _chat_request(
+        parser.parse_args(["chat", "q", "--temperature", "0.7", "--max-tokens", "9"])
+    )
+    assert (told.temperature, told.max_tokens) == (0.7, 9)
+    remote = _chat_request(parser.parse_args(["chat", "q", "--backend", "remote"]))
+    assert "temperature" not in remote.model_fields_set
+    assert "max_tokens" not in remote.model_fields_set
+
+
+def test_threads_option_reaches_the_local_backend() -> None:
+    from cf_llama2.cli.chat import _chat_backend
+
+    parser = build_parser()
+    backend = _chat_backend(parser.parse_args(["chat", "q", "--threads", "3"]))
+    assert backend._num_threads == 3  # type: ignore[attr-defined]
+    assert parser.parse_args(["serve", "--threads", "2"]).threads == 2
+    code, _ = run("chat", "q", "--backend", "remote", "--threads", "2")
+    assert code == 2

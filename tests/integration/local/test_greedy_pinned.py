@@ -1,0 +1,70 @@
+"""Greedy answers of the embedded int8 model, pinned token by token (slow).
+
+The ids were recorded with bitsandbytes' own int8 forward before the lean forward existed; the
+decoding speed-ups must not change a single one of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cf_llama2 import ChatRequest
+from cf_llama2.backends.local.int8_cpu import install_lean_int8, remove_lean_int8
+
+pytestmark = pytest.mark.slow
+
+PINNED = {
+    "What is the capital of France?": (
+        [504, 3575, 282, 4649, 314, 7042, 30],
+        "The capital of France is Paris.",
+    ),
+    "Write a haiku about the sea.": (
+        [504, 6147, 282, 260, 3426, 28, 253, 13879, 6122, 28, 198],
+        "The waves of the sea, a silent beauty,\nA",
+    ),
+    "List three prime numbers.": (
+        [504, 1398, 282, 9552, 2966, 314, 347, 5558, 42, 216, 34],
+        "The list of prime numbers is as follows: 2,",
+    ),
+}
+"""prompt -> (ids fed back to the model, i.e. all but the last token; the answer's text)."""
+
+
+def _greedy(backend: Any, prompt: str, monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], str]:
+    fed: list[int] = []
+    make_step = type(backend)._step
+
+    def recording(self: Any, lora: str | None) -> Any:
+        step = make_step(self, lora)
+
+        def run(new_ids: list[int], cache: Any) -> Any:
+            if cache is not None:
+                fed.extend(new_ids)
+            return step(new_ids, cache)
+
+        return run
+
+    monkeypatch.setattr(type(backend), "_step", recording)
+    request = ChatRequest(
+        messages=[{"role": "user", "content": prompt}], max_tokens=12, temperature=0
+    )
+    text = backend.run(request).response
+    monkeypatch.undo()
+    return fed, text
+
+
+@pytest.mark.parametrize("prompt", list(PINNED))
+def test_greedy_ids_are_pinned_with_and_without_the_lean_forward(
+    embedded_backend: Any, prompt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = embedded_backend._model
+    assert embedded_backend.threads == 1  # a 135M model decodes on one thread by default
+    lean = _greedy(embedded_backend, prompt, monkeypatch)
+    remove_lean_int8(model)
+    try:
+        plain = _greedy(embedded_backend, prompt, monkeypatch)
+    finally:
+        install_lean_int8(model)
+    assert lean == plain == PINNED[prompt]
