@@ -1,4 +1,4 @@
-"""7. Server reliability: requests under load, faults survived, bad inputs tried, nothing lost.
+"""8. Server reliability: requests under load, faults survived, bad inputs tried, nothing lost.
 
 The server runs on loopback over a fake backend that streams tokens a few ms apart (the figures
 are about the server, not a model). Probes: 90 clients at once (429s retried after
@@ -168,8 +168,8 @@ def run(args: Any) -> dict[str, Any]:
         },
     ]
     return {
-        "title": "7. Server reliability",
-        "order": 7,
+        "title": "8. Server reliability",
+        "order": 8,
         "description": __doc__.split("\n\n")[1].replace("\n", " "),
         "machine": machine,
         "tables": tables,
