@@ -5,31 +5,28 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ...errors import ConfigurationError
 from ...reducer import areduce_events, reduce_events
 from ...schema import ChatResult, Request, StreamEvent, parse_request
 from ..base import BackendInfo
+from .batching import BatchedModelRunner, Runner
 from .chat_format import ChatFormat
 from .embedded import EMBEDDED_MODEL_NAME, embedded_context_window, prepare_embedded_model
-from .generation import Plan, Step, generate_events
+from .generation import Decoding, Plan, Step
 from .loading import LoadOptions, check_quantization, load_model
 from .lora import LoraAdapters, registered_path
 from .planning import build_plan, model_step
+from .scheduler import END, Failure, Sink, StepScheduler
 from .tuning import check_threads, tune_for_decoding
 
-__all__ = ["LocalBackend"]
+__all__ = ["DEFAULT_MAX_BATCH_SIZE", "LocalBackend"]
 
-_END = object()
-
-
-class _Failure:
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
+DEFAULT_MAX_BATCH_SIZE = 8
 
 
 class LocalBackend:
@@ -66,6 +63,9 @@ class LocalBackend:
         lean_int8: run bitsandbytes' int8 layers on CPU through a lean forward that gives the
             same numbers in a fraction of the time (default ``True``; ``False`` keeps
             bitsandbytes' own forward). The weights stay bitsandbytes ``Int8Params``.
+        max_batch_size: requests decoded together in one forward pass per step (continuous
+            batching: every request runs on one model thread, joins the batch as soon as its
+            prompt is prefilled and leaves when it ends); more requests wait for a free slot.
     """
 
     provider = "local"
@@ -88,7 +88,13 @@ class LocalBackend:
         lora_adapters: Mapping[str, str] | None = None,
         num_threads: int | None = None,
         lean_int8: bool = True,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
     ) -> None:
+        if not isinstance(max_batch_size, int) or max_batch_size < 1:
+            raise ConfigurationError(
+                f"max_batch_size must be an integer >= 1; got {max_batch_size!r} "
+                f"(default {DEFAULT_MAX_BATCH_SIZE})"
+            )
         if context_window is not None and context_window < 2:
             raise ConfigurationError(f"context_window must be >= 2 tokens; got {context_window}")
         if chat_format not in ("auto", "template", "llama2"):
@@ -118,7 +124,8 @@ class LocalBackend:
         self._adapters: LoraAdapters | None = None
         self._load_lock = threading.Lock()
         self._step_lock = threading.Lock()
-        self._executor: ThreadPoolExecutor | None = None
+        self._batcher: StepScheduler | None = None
+        self.max_batch_size = max_batch_size
         self._info: BackendInfo | None = None
 
     def __repr__(self) -> str:
@@ -259,80 +266,90 @@ class LocalBackend:
         )
 
     def _step(self, lora: str | None) -> Step:
+        """A single-sequence model step (outside the scheduler; for measurements)."""
         return model_step(self._model, self._adapters, self._step_lock, lora)
 
-    def _events(
-        self, request: Request, cancelled: threading.Event | None = None
-    ) -> Iterator[StreamEvent]:
+    def _new_runner(self) -> Runner:
+        return BatchedModelRunner(self._model, self._adapters, self._step_lock)
+
+    def _scheduler(self) -> StepScheduler:
+        with self._load_lock:
+            if self._batcher is None or self._batcher.closed:
+                self._batcher = StepScheduler(
+                    self._new_runner,
+                    max_batch_size=self.max_batch_size,
+                    name="cf-llama2-local-steps",
+                )
+            return self._batcher
+
+    def _submit(self, request: Request, cancelled: threading.Event, sink: Sink) -> None:
         request = parse_request(request)
         if request.lora is not None:
             registered_path(request.lora, self._lora_adapters)  # refuse unknown names up front
         plan = self._plan(request, cancelled)
-        yield from generate_events(plan, self._tokenizer, self._step(request.lora))
+        self._scheduler().submit(Decoding(plan, self._tokenizer), request.lora, sink)
 
     # -- the protocol --------------------------------------------------------------------------
     def run(self, request: Request) -> ChatResult:
         """Answer ``request`` in one piece (the stream, reduced)."""
-        return reduce_events(self._events(request), model=self.info.model)
+        return reduce_events(self.stream(request), model=self.info.model)
 
     def stream(self, request: Request) -> Iterator[StreamEvent]:
-        """Answer ``request`` as events, token by token, generated in the calling thread."""
-        yield from self._events(request)
-
-    async def arun(self, request: Request) -> ChatResult:
-        """Async :meth:`run`; generation runs in a worker thread."""
-        return await areduce_events(self.astream(request), model=self.info.model)
-
-    async def astream(self, request: Request) -> AsyncIterator[StreamEvent]:
-        """Async :meth:`stream`: a worker thread generates, events arrive on the event loop."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
+        """Answer ``request`` as events, token by token (decoded in the model's step thread,
+        batched with whatever else runs; closing the iterator early cancels the request)."""
+        items: queue.SimpleQueue[Any] = queue.SimpleQueue()
         cancelled = threading.Event()
-
-        def put(item: Any) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:  # the loop closed: nobody listens any more
-                cancelled.set()
-
-        def work() -> None:
-            try:
-                for event in self._events(request, cancelled):
-                    put(event)
-                    if cancelled.is_set():
-                        break
-            except BaseException as exc:
-                put(_Failure(exc))
-            finally:
-                put(_END)
-
-        future = loop.run_in_executor(self._worker(), work)
+        self._submit(request, cancelled, items.put)
         try:
             while True:
-                item = await queue.get()
-                if item is _END:
-                    break
-                if isinstance(item, _Failure):
+                item = items.get()
+                if item is END:
+                    return
+                if isinstance(item, Failure):
                     raise item.exc
                 yield item
         finally:
             cancelled.set()
-            if future.done():
-                future.result()
 
-    def _worker(self) -> ThreadPoolExecutor:
-        with self._load_lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="cf-llama2-local")
-            return self._executor
+    async def arun(self, request: Request) -> ChatResult:
+        """Async :meth:`run`; the request joins the model's step thread."""
+        return await areduce_events(self.astream(request), model=self.info.model)
+
+    async def astream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        """Async :meth:`stream`: events arrive on the event loop as the steps produce them."""
+        loop = asyncio.get_running_loop()
+        items: asyncio.Queue[Any] = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def put(item: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(items.put_nowait, item)
+            except RuntimeError:  # the loop closed: nobody listens any more
+                cancelled.set()
+
+        try:
+            # Loading, tokenizing and compiling a grammar may take a while: not on the loop.
+            await asyncio.to_thread(self._submit, request, cancelled, put)
+            while True:
+                item = await items.get()
+                if item is END:
+                    break
+                if isinstance(item, Failure):
+                    raise item.exc
+                yield item
+        finally:
+            cancelled.set()
 
     def close(self) -> None:
-        """Stop the worker thread and drop the model (it is loaded again on the next request)."""
+        """Stop the step thread and drop the model (it is loaded again on the next request).
+
+        Requests still running fail with :class:`~cf_llama2.errors.ServerError`.
+        """
         with self._load_lock:
-            executor, self._executor = self._executor, None
+            batcher, self._batcher = self._batcher, None
             self._model = self._tokenizer = self._adapters = None
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+        if batcher is not None:
+            batcher.close()
 
     async def aclose(self) -> None:
         """Async :meth:`close`."""

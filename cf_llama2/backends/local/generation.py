@@ -43,7 +43,7 @@ from .detokenize import IncrementalDecoder
 from .grammar import GrammarLogitsProcessor, build_matcher, tool_call_schema
 from .sampling import Sampler
 
-__all__ = ["Plan", "generate_events"]
+__all__ = ["Decoding", "Plan", "generate_events"]
 
 Mode = Literal["text", "watch", "call"]
 _TAGS = ("<tool_call>", "```json")
@@ -196,48 +196,82 @@ class _Run:
         return "tool_calls"
 
 
-def generate_events(plan: Plan, tokenizer: Any, step: Step) -> Iterator[StreamEvent]:
-    """Run the decoding loop for ``plan``; yields events as tokens are produced."""
-    import torch
+class Decoding:
+    """One request's decoding state, advanced one model step at a time.
 
-    run = _Run(plan, tokenizer)
-    context_ids = list(plan.prompt_ids)
-    new_ids = list(plan.prompt_ids)
-    cache: Any = None
-    finish: FinishReason = "length"
-    produced = 0
-    while produced < plan.max_new_tokens:
-        if plan.cancelled is not None and plan.cancelled.is_set():
-            finish = "stop"
-            break
-        logits, cache = step(new_ids, cache)
-        context = torch.tensor([context_ids], dtype=torch.long)
+    The caller runs the model (alone or in a batch with other requests) and hands this request's
+    last-position logits to :meth:`advance`, which applies penalties, the grammar and the
+    sampler, and returns the events the new token produces. :attr:`next_ids` are the ids to feed
+    the next forward pass (the prompt first, then the last token).
+    """
+
+    def __init__(self, plan: Plan, tokenizer: Any) -> None:
+        self.plan = plan
+        self._run = _Run(plan, tokenizer)
+        self.context_ids = list(plan.prompt_ids)
+        self.next_ids = list(plan.prompt_ids)
+        self.produced = 0
+        self.done = plan.max_new_tokens <= 0
+
+    @property
+    def cancelled(self) -> bool:
+        """The caller asked to stop (a disconnected client, a closed stream)."""
+        return self.plan.cancelled is not None and self.plan.cancelled.is_set()
+
+    def advance(self, logits: Any) -> list[StreamEvent]:
+        """Pick the next token from ``logits`` (``[1, vocab]``, CPU float32); its events."""
+        import torch
+
+        plan, run = self.plan, self._run
+        context = torch.tensor([self.context_ids], dtype=torch.long)
         scores = plan.sampler.penalise(context, logits)
         if run.grammar is not None:
             scores = run.grammar(context, scores)
-            if plan.closers and plan.max_new_tokens - produced <= CLOSE_RESERVE:
+            if plan.closers and plan.max_new_tokens - self.produced <= CLOSE_RESERVE:
                 scores[0, plan.closers] += 1000.0  # forbidden ones stay -inf
         token = plan.sampler.pick(context, scores.clone())
-        produced += 1
+        self.produced += 1
         if token in plan.eos_ids:
-            finish = "stop"
-            break
+            return self.finish("stop")
         token = run.accept(token, context, scores)
-        context_ids.append(token)
-        new_ids = [token]
-        if run.out:
-            yield from run.out
-            run.out.clear()
+        self.context_ids.append(token)
+        self.next_ids = [token]
+        out = list(run.out)
+        run.out.clear()
         if run.stopped or (run.grammar is not None and run.grammar.done):
-            finish = "stop"
-            break
-    finish = run.finish(finish)
-    yield from run.out
-    prompt_tokens = len(plan.prompt_ids)
-    usage = Usage(
-        prompt_tokens=prompt_tokens,
-        completion_tokens=produced,
-        total_tokens=prompt_tokens + produced,
-    )
-    yield UsageEvent(usage=usage)
-    yield EndEvent(finish_reason=finish, model=plan.model_name)
+            out.extend(self.finish("stop"))
+        elif self.produced >= plan.max_new_tokens:
+            out.extend(self.finish("length"))
+        return out
+
+    def finish(self, finish: FinishReason) -> list[StreamEvent]:
+        """End the answer now: flushed text or the tool call, usage, then the end event."""
+        run = self._run
+        finish = run.finish(finish)
+        out = list(run.out)
+        run.out.clear()
+        self.done = True
+        prompt_tokens = len(self.plan.prompt_ids)
+        usage = Usage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=self.produced,
+            total_tokens=prompt_tokens + self.produced,
+        )
+        out.append(UsageEvent(usage=usage))
+        out.append(EndEvent(finish_reason=finish, model=self.plan.model_name))
+        return out
+
+
+def generate_events(plan: Plan, tokenizer: Any, step: Step) -> Iterator[StreamEvent]:
+    """Run the decoding loop for ``plan`` alone with ``step``; yields events as tokens come."""
+    decoding = Decoding(plan, tokenizer)
+    if decoding.done:
+        yield from decoding.finish("length")
+        return
+    cache: Any = None
+    while not decoding.done:
+        if decoding.cancelled:
+            yield from decoding.finish("stop")
+            return
+        logits, cache = step(decoding.next_ids, cache)
+        yield from decoding.advance(logits)

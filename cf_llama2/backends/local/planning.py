@@ -29,7 +29,7 @@ from .lora import LoraAdapters
 from .prompt_bound import check_prompt_bound
 from .sampling import make_sampler
 
-__all__ = ["build_plan", "eos_ids", "model_step"]
+__all__ = ["build_plan", "eos_ids", "forward_kwargs", "model_step"]
 
 
 def build_plan(
@@ -111,7 +111,7 @@ def eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
     return frozenset(ids)
 
 
-def _forward_kwargs(model: Any) -> tuple[str, dict[str, Any]]:
+def forward_kwargs(model: Any) -> tuple[str, dict[str, Any]]:
     """The KV-cache keyword of ``model.forward`` (``cache`` in recent Transformers, else
     ``past_key_values``) and ``logits_to_keep=1`` where supported (no logits for the prompt)."""
     params = inspect.signature(model.forward).parameters
@@ -131,7 +131,7 @@ def model_step(
     import torch
 
     device = model.get_input_embeddings().weight.device
-    cache_kw, extra = _forward_kwargs(model)
+    cache_kw, extra = forward_kwargs(model)
     if lora is not None and adapters is not None:
         adapters.ensure(lora)
 

@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 
 from cf_llama2 import ChatRequest
+from cf_llama2.backends.local.batching import StepRunner
 from cf_llama2.reducer import reduce_events
 from cf_llama2.schema import TextDelta, ToolCallDelta
 
@@ -37,8 +38,12 @@ ZONE = {
 def writes(backend: Any, oracle: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """``writes(text)`` makes the backend's model write ``text``; returns the backend."""
 
+    script: dict[str, Any] = {}
+    runner = StepRunner(lambda lora: oracle(script["target"], exact=script["exact"]))
+    monkeypatch.setattr(backend, "_new_runner", lambda: runner)
+
     def use(target: str, *, exact: bool = False) -> Any:
-        monkeypatch.setattr(backend, "_step", lambda lora: oracle(target, exact=exact))
+        script.update(target=target, exact=exact)  # for the requests sent from now on
         return backend
 
     return use
