@@ -5,7 +5,9 @@ adapter. Rows are left-padded to a common length; each row has its own attention
 masked out) and its own position ids (its real length), so RoPE positions and the attended keys
 are exactly those of the sequence run alone. A new sequence is prefilled alone (batch of one, the
 same forward pass as a lone request), then its cache rows are merged into its group; a sequence
-that leaves is cut out and the columns that only held padding are dropped.
+that leaves is cut out and the columns that only held padding are dropped. Masked padding and
+per-row positions leave each row's numbers as they are alone; the one cross-row effect on int8
+models, bitsandbytes' outlier pooling, is removed by :mod:`.int8_rows`.
 
 :class:`StepRunner` runs each sequence with its own single-sequence step function (no batching):
 for models that cannot take a padded batch, and for tests that stand in for the model.
@@ -17,6 +19,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from .int8_rows import install, rows_apart
 from .lora import LoraAdapters
 
 __all__ = ["BatchedModelRunner", "Runner", "SequenceSlot", "StepRunner"]
@@ -166,6 +169,7 @@ class BatchedModelRunner:
         self._device = model.get_input_embeddings().weight.device
         self._cache_kw, self._extra = forward_kwargs(model)
         self._groups: dict[str | None, _Group] = {}
+        install(model)
 
     def _forward(self, lora: str | None, **inputs: Any) -> Any:
         import torch
@@ -175,7 +179,10 @@ class BatchedModelRunner:
             if adapters is not None and (lora is not None or adapters.loaded):
                 adapters.activate(lora)
             with torch.inference_mode():
-                return self._model(use_cache=True, **inputs, **self._extra)
+                if inputs["input_ids"].shape[0] == 1:
+                    return self._model(use_cache=True, **inputs, **self._extra)
+                with rows_apart():
+                    return self._model(use_cache=True, **inputs, **self._extra)
 
     def prefill(self, slot: SequenceSlot) -> Any:
         import torch
