@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from ..backends.base import Backend
+from ..backends.local.backend import DEFAULT_MAX_BATCH_SIZE
 from ._common import (
     DEFAULT_PORT,
     DEFAULT_SERVED_MODEL,
@@ -85,8 +86,17 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     serve.add_argument(
         "--max-concurrency",
         type=positive_int,
-        default=4,
+        default=8,
         help="requests admitted to run at once (default %(default)s)",
+    )
+    serve.add_argument(
+        "--max-batch-size",
+        type=positive_int,
+        default=DEFAULT_MAX_BATCH_SIZE,
+        help=(
+            "requests a local model decodes together in each step (continuous batching; "
+            "default %(default)s)"
+        ),
     )
     serve.add_argument(
         "--quantization",
@@ -207,6 +217,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
                 local_files_only=None if args.online else True,
                 lora_adapters=adapters,
                 num_threads=args.threads,
+                max_batch_size=args.max_batch_size,
             )
         backends[name] = by_source[source]
     if not args.lazy:

@@ -241,7 +241,7 @@ def create_app(
     *,
     api_token: str | None = None,
     max_queue: int = 32,
-    max_concurrency: int = 4,
+    max_concurrency: int = 8,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     retry_after: int = 1,
     close_backends: bool = False,
@@ -257,7 +257,8 @@ def create_app(
             model names to backends (names may contain slashes).
         api_token: the bearer token clients must send; ``None`` accepts any request.
         max_queue: requests that may wait for a running slot; more get 429 (code 3040).
-        max_concurrency: requests that run at the same time.
+        max_concurrency: requests that run at the same time (a local backend decodes them
+            together, up to its ``max_batch_size``).
         max_body_bytes: the largest request body accepted; larger gets 413 (code 3006).
         retry_after: seconds sent in ``Retry-After`` with a 429.
         close_backends: close the backends when the app shuts down (when the app owns them).

@@ -30,7 +30,7 @@ class AdmissionQueue:
     """
 
     def __init__(
-        self, *, max_concurrency: int = 4, max_queue: int = 32, retry_after: int = 1
+        self, *, max_concurrency: int = 8, max_queue: int = 32, retry_after: int = 1
     ) -> None:
         if not isinstance(max_concurrency, int) or max_concurrency < 1:
             raise ConfigurationError(
