@@ -56,7 +56,9 @@ def tiny_model(tokenizer: Any) -> Any:
 def backend(tiny_model: Any, tokenizer: Any) -> Any:
     from cf_llama2.backends.local import LocalBackend
 
-    return LocalBackend(tiny_model, tokenizer=tokenizer)
+    backend = LocalBackend(tiny_model, tokenizer=tokenizer)
+    yield backend
+    backend.close()  # stops its step thread
 
 
 @pytest.fixture(scope="session")
