@@ -1,10 +1,12 @@
-"""6. Server throughput: 1, 4 and 8 concurrent clients on the local server (embedded int8 model).
+"""6. Server throughput: 1-16 concurrent clients on the local server (embedded int8 model).
 
 The server (:func:`cf_llama2.server.create_app` on a :class:`LocalBackend`, served by
 ``serve_in_thread``) runs in a separate process, so the clients do not share its interpreter.
 Each level sends C simultaneous requests (one per client thread, greedy, N tokens, non-streaming)
 and waits for all; throughput = generated tokens / wall time. Levels are interleaved per round.
-The batching gain is the throughput at C over the throughput at 1 in the same round.
+The batching gain is the throughput at C over the throughput at 1 in the same round. Each round
+also sends 8 different prompts one by one and then all 8 at once (continuous batching) and checks
+that every greedy answer is the same both ways.
 
     python -m benchmarks.server_throughput [--tokens 32] [--rounds 3] [--threads 1]
 """
@@ -20,7 +22,17 @@ from typing import Any
 from ._common import ROOT, base_parser, machine_facts, stats, write_result
 from ._model import PROMPT
 
-LEVELS = (1, 4, 8)
+LEVELS = (1, 2, 4, 8, 16)
+EIGHT = [
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "List three prime numbers.",
+    "Explain photosynthesis in one sentence for a curious five-year-old child who asks why.",
+    "Hi",
+    "Translate 'good morning' into Spanish and German.",
+    "What is 12 times 7?",
+    "Name a famous painter from the Netherlands and one of their works.",
+]
 MODEL = "@cf/meta/llama-2-7b-chat-int8"
 
 
@@ -39,6 +51,49 @@ def serve(threads: int, max_concurrency: int) -> None:
     with serve_in_thread(backend, max_concurrency=max_concurrency, max_queue=64) as handle:
         print(f"PORT {handle.port}", flush=True)
         sys.stdin.read()
+
+
+def _post(url: str, prompt: str, tokens: int) -> dict[str, Any]:
+    import httpx
+
+    body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": tokens}
+    body["temperature"] = 0
+    with httpx.Client(timeout=600) as http:
+        response = http.post(url, json=body)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()["result"]
+        return result
+
+
+def _eight(url: str, tokens: int) -> dict[str, Any]:
+    """The 8 prompts one by one, then all at once: tokens/s both ways and the answers."""
+    start = time.perf_counter()
+    alone = [_post(url, p, tokens) for p in EIGHT]
+    t_alone = time.perf_counter() - start
+    together: list[Any] = [None] * len(EIGHT)
+    barrier = threading.Barrier(len(EIGHT))
+
+    def client(i: int) -> None:
+        barrier.wait()
+        together[i] = _post(url, EIGHT[i], tokens)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(EIGHT))]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    t_together = time.perf_counter() - start
+    n_alone = sum(r["usage"]["completion_tokens"] for r in alone)
+    n_together = sum(r["usage"]["completion_tokens"] for r in together)
+    same = [a["response"] == b["response"] for a, b in zip(alone, together, strict=True)]
+    return {
+        "tps_alone": n_alone / t_alone,
+        "tps_together": n_together / t_together,
+        "gain": (n_together / t_together) / (n_alone / t_alone),
+        "identical": sum(same),
+        "differ": [EIGHT[i] for i, ok in enumerate(same) if not ok],
+    }
 
 
 def _level(url: str, clients: int, tokens: int) -> dict[str, Any]:
@@ -85,7 +140,7 @@ def _level(url: str, clients: int, tokens: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__ or "", rounds=3)
     parser.add_argument("--tokens", type=int, default=32)
-    parser.add_argument("--max-concurrency", type=int, default=8, help="server admission limit")
+    parser.add_argument("--max-concurrency", type=int, default=16, help="server admission limit")
     parser.add_argument("--serve", action="store_true", help=argparse_hidden())
     args = parser.parse_args(argv)
     machine = machine_facts(args.threads)
@@ -117,10 +172,12 @@ def main(argv: list[str] | None = None) -> None:
         url = f"http://127.0.0.1:{int(line.split()[1])}/client/v4/accounts/bench/ai/run/{MODEL}"
         _level(url, 1, 4)  # warm-up
         runs: dict[int, list[dict[str, Any]]] = {c: [] for c in LEVELS}
+        eights: list[dict[str, Any]] = []
         for r in range(args.rounds):
             order = LEVELS[r % len(LEVELS) :] + LEVELS[: r % len(LEVELS)]
             for c in order:
                 runs[c].append(_level(url, c, args.tokens))
+            eights.append(_eight(url, args.tokens))
             print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     finally:
         if proc.stdin is not None:
@@ -178,9 +235,37 @@ def main(argv: list[str] | None = None) -> None:
                     "tokens per level",
                 ],
                 "rows": rows,
+            },
+            {
+                "columns": [
+                    "round",
+                    "8 one by one tokens/s",
+                    "8 at once tokens/s",
+                    "gain",
+                    "answers identical",
+                ],
+                "rows": [
+                    [
+                        str(i + 1),
+                        f"{e['tps_alone']:.2f}",
+                        f"{e['tps_together']:.2f}",
+                        f"{e['gain']:.2f}x",
+                        f"{e['identical']}/8",
+                    ]
+                    for i, e in enumerate(eights)
+                ],
+            },
+        ],
+        "targets": [
+            {
+                "name": "8 different greedy requests at once vs one by one (tokens/s)",
+                "target": ">= 2.5x, all 8 answers identical",
+                "measured": f"{stats([e['gain'] for e in eights])['median']:.2f}x median, "
+                f"{min(e['identical'] for e in eights)}/8 identical (worst round)",
+                "met": all(e["gain"] >= 2.5 for e in eights)
+                and all(e["identical"] == 8 for e in eights),
             }
         ],
-        "targets": [],
         "plots": [
             {
                 "file": "server_throughput.png",
@@ -190,17 +275,25 @@ def main(argv: list[str] | None = None) -> None:
                 "series": series,
             }
         ],
-        "notes": [],
+        "notes": [
+            "The machine was shared with other heavy jobs during this run (load far above its "
+            "cores): absolute figures are low and noisy; few rounds, small max_tokens.",
+        ],
         "analysis": [
-            "The server does not batch: `LocalBackend` generates one request at a time (one "
-            "worker thread, and a lock around each model step), so concurrent requests queue: "
-            "the gain stays near 1.0x and latency grows with the number of clients. There is "
-            "no throughput target. Batched decoding is not implemented; it would need a "
-            "scheduler inside `LocalBackend` that runs one forward pass over all active "
-            "sequences (each with its own KV cache, sampler, stop filter and grammar) instead of "
-            "one request at a time.",
+            "`LocalBackend` batches continuously: one thread owns the model and each step runs "
+            "one forward pass over every running request (up to max_batch_size, 8 by default; "
+            "the server admits 8 at once by default, 16 in this run). A new request is "
+            "prefilled alone, then joins; a finished one leaves at once. The gain grows with "
+            "the number of clients because a decode step on this small model costs nearly "
+            "the same for 1 or 8 rows.",
+            "Greedy answers are the same alone or batched: rows are left-padded with masked "
+            "padding and per-row positions, and bitsandbytes' LLM.int8() outlier columns, which "
+            "it pools over all rows of a batch, are computed per row in batched steps "
+            "(cf_llama2/backends/local/int8_rows.py). The identity column counts the answers "
+            "that match.",
         ],
         "raw_runs": {str(k): v for k, v in runs.items()},
+        "eight_prompts": eights,
     }
     write_result("server_throughput", result, args.out)
 
