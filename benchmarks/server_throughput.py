@@ -297,21 +297,15 @@ def main(argv: list[str] | None = None) -> None:
 def _identity_note(eights: list[dict[str, Any]]) -> str:
     same = min(e["identical"] for e in eights)
     head = (
-        "Batched rows are left-padded with the padding masked and per-row positions, and "
-        "bitsandbytes' LLM.int8() outlier columns, which it pools over all rows of a batch, "
-        "are computed per row in batched steps (cf_llama2/backends/local/int8_rows.py); with "
-        "that, the first batched step's logits were bit-identical to single-sequence steps "
-        "(checked for equal prompts, different prompts and padded rows). "
+        "Greedy answers are meant to be the same alone or batched. Two cross-row effects "
+        "are removed in batched steps: bitsandbytes' LLM.int8() pools outlier columns over "
+        "all rows of a batch (computed per row instead: cf_llama2/backends/local/"
+        "int8_rows.py), and left padding shifts where a row's keys fall in the attention "
+        "kernel's blocks, which changes the rounding of the softmax and the weighted sum "
+        "(attention runs per row over the row's own keys: row_attention.py; all other "
+        "layers run batched). "
     )
-    if same == 8:
-        return head + "All 8 greedy answers were identical one by one and at once."
-    return head + (
-        f"Still, only {same}/8 greedy answers were identical in the worst round: later steps "
-        "drift (first differing token after 5-14 tokens), so some part of the batched step "
-        "still depends on the other rows (not yet located; suspects: the bf16 attention "
-        "kernel with a padding mask, the int8 matmul for several rows). The acceptance "
-        "target of identical answers is not met yet."
-    )
+    return head + f"Identical answers, 8 prompts one by one vs at once: {same}/8 (worst round)."
 
 
 def argparse_hidden() -> str:

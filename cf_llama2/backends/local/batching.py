@@ -19,6 +19,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from . import row_attention
 from .int8_rows import install, rows_apart
 from .lora import LoraAdapters
 
@@ -171,7 +172,7 @@ class BatchedModelRunner:
         self._groups: dict[str | None, _Group] = {}
         install(model)
 
-    def _forward(self, lora: str | None, **inputs: Any) -> Any:
+    def _forward(self, lora: str | None, lengths: list[int] | None = None, **inputs: Any) -> Any:
         import torch
 
         with self._lock:
@@ -181,7 +182,7 @@ class BatchedModelRunner:
             with torch.inference_mode():
                 if inputs["input_ids"].shape[0] == 1:
                     return self._model(use_cache=True, **inputs, **self._extra)
-                with rows_apart():
+                with rows_apart(), row_attention.rows_apart(self._model, lengths or []):
                     return self._model(use_cache=True, **inputs, **self._extra)
 
     def prefill(self, slot: SequenceSlot) -> Any:
@@ -229,7 +230,7 @@ class BatchedModelRunner:
             for row, n in enumerate(lengths):
                 mask[row, width - n :] = 1
             inputs["attention_mask"] = mask
-        out = self._forward(lora, **inputs)
+        out = self._forward(lora, [n + 1 for n in lengths], **inputs)
         group.cache = getattr(out, "cache", None) or out.past_key_values
         for slot in group.slots:
             group.lengths[id(slot)] += 1

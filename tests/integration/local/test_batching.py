@@ -55,11 +55,6 @@ def _key(result: Any) -> tuple[Any, ...]:
     return result.response, calls, result.finish_reason, result.usage
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="on the int8 model some greedy answers still drift after several batched steps "
-    "(docs/benchmarks.md, section 6); the target is identical answers",
-)
 @pytest.mark.parametrize("forced_call", [False, True], ids=["text", "with-forced-call"])
 def test_greedy_answers_are_identical_alone_and_batched(
     embedded_backend: Any, forced_call: bool
