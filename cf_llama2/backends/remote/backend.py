@@ -39,6 +39,7 @@ from .exchange import (
 from .pools import LoopClients
 from .redact import redact_error
 from .retry import RetryPolicy, give_up_reason
+from .sync_deadline import deadline_transport
 
 __all__ = ["RemoteBackend"]
 
@@ -178,7 +179,8 @@ class RemoteBackend:
     def _sync_client(self) -> httpx.Client:
         with self._lock:
             if self._client is None:
-                self._client = httpx.Client(transport=self._transport, verify=tls_context())
+                transport = self._transport or deadline_transport(tls_context())
+                self._client = httpx.Client(transport=transport, verify=tls_context())
             return self._client
 
     def _loop_clients(self) -> LoopClients:

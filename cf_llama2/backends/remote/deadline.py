@@ -18,6 +18,7 @@ import time
 import httpx
 
 from ...errors import APITimeoutError
+from .sync_deadline import DeadlineSeconds
 
 __all__ = ["Deadline", "DeadlineExceeded"]
 
@@ -42,8 +43,12 @@ class Deadline:
         return max(self._at - time.monotonic(), 0.001)
 
     def httpx_timeout(self) -> httpx.Timeout:
-        """The per-operation httpx timeout: no single read may outlast the deadline."""
-        return httpx.Timeout(self.remaining())
+        """The per-operation httpx timeout: no single read may outlast the deadline.
+
+        The value carries the deadline itself, so the sync transport of
+        :mod:`.sync_deadline` can shorten each later read to the time then left.
+        """
+        return httpx.Timeout(DeadlineSeconds(self.remaining(), self._at))
 
     def check(self) -> None:
         """Raise :class:`DeadlineExceeded` when the deadline has passed."""

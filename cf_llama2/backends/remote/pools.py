@@ -7,8 +7,8 @@ connections. A pool never outlives its loop's normal shutdown: each pool registe
 generator with its loop, and ``loop.shutdown_asyncgens()`` (which ``asyncio.run``,
 ``asyncio.Runner``, pytest-asyncio and anyio call before closing a loop) closes the client.
 A loop closed without that step leaves its pool behind; the next call, :meth:`close` or
-:meth:`aclose` finds it, shuts its sockets down (the loop can no longer close them) and drops it,
-without raising.
+:meth:`aclose` finds it, closes its sockets (the loop can no longer do it) and drops it, without
+raising.
 """
 
 from __future__ import annotations
@@ -34,15 +34,23 @@ class _Pool:
     abandoned: bool = False
 
 
-def _shut_sockets(client: httpx.AsyncClient) -> None:
-    """Shut down the sockets of a pool whose loop is closed (best effort, never raises)."""
+def _close_sockets(client: httpx.AsyncClient) -> None:
+    """Close the sockets of a pool whose loop is closed (best effort, never raises).
+
+    The loop can no longer close its transports, so their sockets are shut down and closed
+    here (the file descriptors are released now; asyncio's transport objects may still warn
+    ``unclosed transport`` when collected, as for any transport of a loop closed this way).
+    """
     pool = getattr(getattr(client, "_transport", None), "_pool", None)
     for connection in list(getattr(pool, "connections", ())):
         stream = getattr(getattr(connection, "_connection", None), "_network_stream", None)
         with contextlib.suppress(Exception):
             sock = stream.get_extra_info("socket") if stream is not None else None
-            if sock is not None:
-                sock.shutdown(socket.SHUT_RDWR)
+            sock = getattr(sock, "_sock", sock)  # asyncio wraps it in a TransportSocket
+            if isinstance(sock, socket.socket):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
 
 
 class LoopClients:
@@ -109,7 +117,7 @@ class LoopClients:
         # not ask the closed loop to finish it.
         pool.abandoned = True
         if self._owned:
-            _shut_sockets(pool.client)
+            _close_sockets(pool.client)
         if pool.keeper is not None:
             closing = pool.keeper.aclose()
             with contextlib.suppress(StopIteration, RuntimeError):

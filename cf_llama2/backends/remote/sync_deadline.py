@@ -1,0 +1,111 @@
+"""The sync transport that holds every socket operation to the attempt's deadline.
+
+httpx gives each socket read the same timeout, so a server that trickles its status line and
+headers a byte at a time never trips it. The client the backend creates uses this transport:
+its network streams cap each read, write and connect at the time left to the attempt, which
+travels with the request as a :class:`DeadlineSeconds` (a float, so httpx and httpcore pass it
+through unchanged). (Async calls are bounded by a cancel scope instead.)
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore
+import httpx
+
+__all__ = ["DeadlineSeconds", "deadline_transport"]
+
+
+class DeadlineSeconds(float):
+    """A timeout in seconds that also knows the monotonic instant its attempt ends."""
+
+    at: float
+
+    def __new__(cls, seconds: float, at: float) -> DeadlineSeconds:
+        value = super().__new__(cls, seconds)
+        value.at = at
+        return value
+
+
+def _cap(timeout: float | None, error: type[Exception]) -> float | None:
+    if not isinstance(timeout, DeadlineSeconds):
+        return timeout
+    left = timeout.at - time.monotonic()
+    if left <= 0:
+        raise error("the attempt's deadline passed")
+    return min(float(timeout), left)
+
+
+class _Stream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _cap(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _cap(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        inner = self._inner.start_tls(
+            ssl_context, server_hostname, _cap(timeout, httpcore.ConnectTimeout)
+        )
+        return _Stream(inner)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _Backend(httpcore.NetworkBackend):
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _cap(timeout, httpcore.ConnectTimeout)
+        return _Stream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _cap(timeout, httpcore.ConnectTimeout)
+        return _Stream(self._inner.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def deadline_transport(ssl_context: ssl.SSLContext) -> httpx.HTTPTransport:
+    """An ``httpx.HTTPTransport`` (httpx's default limits) whose sockets honour deadlines."""
+    transport = httpx.HTTPTransport(verify=ssl_context)
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+    # httpx has no argument for a network backend; its pool is swapped for one that has it.
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=ssl_context,
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=5.0,
+        network_backend=_Backend(),
+    )
+    return transport
