@@ -64,14 +64,23 @@ class ConfigurationError(CfLlama2Error, ValueError):
 
 
 class MissingDependencyError(ConfigurationError, ImportError):
-    """An optional dependency is missing; the message names the extra to install."""
+    """An optional dependency is missing; the message gives the one command that installs it.
 
-    def __init__(self, package: str, extra: str, purpose: str) -> None:
+    Attributes:
+        package: the missing distribution.
+        extra: the cf-llama2 extra it belongs to.
+        install: the install command (default ``pip install 'cf-llama2[<extra>]'``).
+    """
+
+    def __init__(
+        self, package: str, extra: str, purpose: str, *, install: str | None = None
+    ) -> None:
         self.package = package
         self.extra = extra
+        self.install = install or f"pip install 'cf-llama2[{extra}]'"
         super().__init__(
             f"{purpose} needs the '{package}' package, which is not installed. "
-            f"Install it with: pip install 'cf-llama2[{extra}]'"
+            f"Install it with: {self.install}"
         )
 
 
