@@ -48,7 +48,12 @@ class Deadline:
         The value carries the deadline itself, so the sync transport of
         :mod:`.sync_deadline` can shorten each later read to the time then left.
         """
-        return httpx.Timeout(DeadlineSeconds(self.remaining(), self._at))
+        return httpx.Timeout(DeadlineSeconds(self.remaining(), self))
+
+    @property
+    def at(self) -> float:
+        """The monotonic instant the deadline passes (moved on by :meth:`next_event`)."""
+        return self._at
 
     def check(self) -> None:
         """Raise :class:`DeadlineExceeded` when the deadline has passed."""

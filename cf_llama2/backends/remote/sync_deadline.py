@@ -2,9 +2,10 @@
 
 httpx gives each socket read the same timeout, so a server that trickles its status line and
 headers a byte at a time never trips it. The client the backend creates uses this transport:
-its network streams cap each read, write and connect at the time left to the attempt, which
-travels with the request as a :class:`DeadlineSeconds` (a float, so httpx and httpcore pass it
-through unchanged). (Async calls are bounded by a cancel scope instead.)
+its network streams cap each read, write and connect at the time left to the attempt. The
+deadline travels with the request as a :class:`DeadlineSeconds`: a float (so httpx and httpcore
+pass it through unchanged) that reads the deadline live, since a stream's deadline moves on with
+each event. (Async calls are bounded by a cancel scope instead.)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import httpcore
 import httpx
@@ -20,21 +21,26 @@ import httpx
 __all__ = ["DeadlineSeconds", "deadline_transport"]
 
 
+class _Clock(Protocol):
+    @property
+    def at(self) -> float: ...
+
+
 class DeadlineSeconds(float):
-    """A timeout in seconds that also knows the monotonic instant its attempt ends."""
+    """A timeout in seconds that also knows its attempt's deadline (which a stream moves)."""
 
-    at: float
+    clock: _Clock
 
-    def __new__(cls, seconds: float, at: float) -> DeadlineSeconds:
+    def __new__(cls, seconds: float, clock: _Clock) -> DeadlineSeconds:
         value = super().__new__(cls, seconds)
-        value.at = at
+        value.clock = clock
         return value
 
 
 def _cap(timeout: float | None, error: type[Exception]) -> float | None:
     if not isinstance(timeout, DeadlineSeconds):
         return timeout
-    left = timeout.at - time.monotonic()
+    left = timeout.clock.at - time.monotonic()
     if left <= 0:
         raise error("the attempt's deadline passed")
     return min(float(timeout), left)

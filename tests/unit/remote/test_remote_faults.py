@@ -20,7 +20,13 @@ from cf_llama2.errors import (
 from cf_llama2.retry import RetryPolicy
 from cf_llama2.schema import ChatRequest
 from tests.support.raw_server import RawServer, http_response
-from tests.support.workers_ai_fake import error_envelope, ok_envelope
+from tests.support.workers_ai_fake import (
+    Sleep,
+    StreamReply,
+    WorkersAIFake,
+    error_envelope,
+    ok_envelope,
+)
 
 TOKEN = "tok-0123456789abcdef-secret"
 ASK = ChatRequest(messages=[{"role": "user", "content": "Hi"}])  # type: ignore[list-item]
@@ -185,3 +191,17 @@ def test_a_404_without_the_model_error_is_a_wrong_url(body: bytes, expected: typ
         assert url in text
     else:
         assert "deprecation" in text
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["stream", "astream"])
+async def test_a_stream_longer_than_timeout_lives_while_events_keep_coming(mode: str) -> None:
+    # Six events 0.4 s apart: 2.4 s in all with timeout=1, never 1 s without an event.
+    events: list[Any] = []
+    for i in range(6):
+        events += [Sleep(0.4), {"response": f"w{i} "}]
+    with WorkersAIFake(StreamReply(events=events)) as fake:
+        backend = RemoteBackend("acc", TOKEN, base_url=fake.base_url, timeout=1, max_retries=0)
+        text = await _call(backend, mode)
+        await backend.aclose()
+    assert text == "".join(f"w{i} " for i in range(6))
