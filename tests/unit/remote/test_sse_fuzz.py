@@ -1,9 +1,9 @@
 """Property tests of the SSE decoders: any bytes, any chunking, only typed errors, no hang.
 
-Bounded by default and deterministic: 1,000 generated streams per test, each decoded whole and
-in :data:`SPLITS` other chunkings (10,000 decodes for the framing decoder, 5,000 for the wire
-stream decoder).
-``CF_LLAMA2_FUZZ_EXAMPLES=100000`` runs a longer search.
+Bounded by default and deterministic: ``CF_LLAMA2_FUZZ_CASES`` (default 10,000) cases, as
+``CASES // 10`` generated streams per test, each decoded whole and in :data:`SPLITS` other
+chunkings (10,000 decodes of the framing decoder, 5,000 of the wire stream decoder).
+``CF_LLAMA2_FUZZ_CASES=200000`` runs a longer search.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from cf_llama2.backends.remote.sse import ServerSentEvent, SSEDecoder
 from cf_llama2.errors import BadResponseError, CfLlama2Error
 from cf_llama2.schema import ChatRequest
 
-EXAMPLES = int(os.environ.get("CF_LLAMA2_FUZZ_EXAMPLES", "1000"))
+CASES = int(os.environ.get("CF_LLAMA2_FUZZ_CASES", "10000"))
+SPLITS = 9  # chunkings per generated stream, besides the whole: 10 decodes per example
+EXAMPLES = max(1, CASES // (SPLITS + 1))
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -30,7 +32,6 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 MAX_LINE = 64
-SPLITS = 9
 
 _FIELD = st.sampled_from(
     [b"data", b"data:", b"data: ", b"event: ", b"event: error", b"id: ", b"retry: ", b":", b""]
