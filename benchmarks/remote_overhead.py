@@ -207,8 +207,7 @@ ANALYSIS = [
     "keyed by the loop and closed by the loop's own `shutdown_asyncgens()` at the end of "
     "`asyncio.run`, or by `aclose()`), so the default async row now runs on one kept-alive "
     "connection like the rows with a client passed in. What remains above raw httpx is the "
-    "per-request work described below, plus the cancel scope that holds each attempt to its "
-    "deadline.",
+    "per-request work described below.",
     "**Why the sync path (and the async one with a pooled client) is above 1.10x on "
     "loopback.** The canned server answers in no time, so "
     "the baseline is the bare cost of httpx on loopback (a few tenths of a ms). "

@@ -1,13 +1,14 @@
 """One attempt of a remote call: what the sync and async loops of the backend share.
 
 Build the request with the attempt's deadline (:func:`build_request`), read a body under it
-(:func:`read_all`), turn an answer into a result or events (:func:`result_of`, :func:`events_of`)
-and any failure into the typed error to retry or raise (:func:`failure`).
+(:func:`read_all`, :func:`aread_all`), turn an answer into a result or events
+(:func:`result_of`, :func:`events_of`) and any failure into the typed error to retry or raise
+(:func:`failure`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, Iterable
 
 import httpx
 
@@ -17,10 +18,18 @@ from ...schema import ChatResult, StreamEvent
 from .deadline import Deadline, DeadlineExceeded
 from .exchange import PreparedCall, StreamDecoder, answer_events, response_error, transport_error
 
-__all__ = ["FAILURES", "build_request", "events_of", "failure", "read_all", "result_of"]
+__all__ = [
+    "FAILURES",
+    "aread_all",
+    "build_request",
+    "events_of",
+    "failure",
+    "read_all",
+    "result_of",
+]
 
 # What one attempt can fail with; :func:`_failure` turns each into the error to raise or retry.
-FAILURES = (APIError, httpx.HTTPError, DeadlineExceeded, TimeoutError)
+FAILURES = (APIError, httpx.HTTPError, DeadlineExceeded)
 
 
 def build_request(
@@ -39,6 +48,15 @@ def read_all(chunks: Iterable[bytes], deadline: Deadline) -> bytes:
     """The whole body, checking the deadline as each piece arrives (a trickle cannot stall)."""
     parts = []
     for chunk in chunks:
+        parts.append(chunk)
+        deadline.check()
+    return b"".join(parts)
+
+
+async def aread_all(chunks: AsyncIterable[bytes], deadline: Deadline) -> bytes:
+    """Async :func:`read_all`."""
+    parts = []
+    async for chunk in chunks:
         parts.append(chunk)
         deadline.check()
     return b"".join(parts)
@@ -63,7 +81,7 @@ def failure(
     if isinstance(exc, APIError):
         return exc
     delivered = decoder is not None and decoder.delivered
-    if isinstance(exc, (DeadlineExceeded, TimeoutError, httpx.TimeoutException)):
+    if isinstance(exc, (DeadlineExceeded, httpx.TimeoutException)):
         if decoder is not None and delivered:
             return IncompleteStreamError(
                 f"the Workers AI stream sent no event for {deadline.seconds:g} s (timeout=); the "

@@ -18,14 +18,21 @@ import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Literal
 
-import anyio
 import httpx
 from pydantic import SecretStr
 
 from ...errors import APIError, EndpointNotFoundError
 from ...schema import ChatResult, Request, StreamEvent, parse_request
 from ..base import BackendInfo
-from .attempt import FAILURES, build_request, events_of, failure, read_all, result_of
+from .attempt import (
+    FAILURES,
+    aread_all,
+    build_request,
+    events_of,
+    failure,
+    read_all,
+    result_of,
+)
 from .config import DEFAULT_MODEL, RemoteSettings
 from .deadline import Deadline
 from .exchange import (
@@ -39,7 +46,7 @@ from .exchange import (
 from .pools import LoopClients
 from .redact import redact_error
 from .retry import RetryPolicy, give_up_reason
-from .sync_deadline import deadline_transport
+from .socket_deadline import async_deadline_transport, deadline_transport
 
 __all__ = ["RemoteBackend"]
 
@@ -185,10 +192,12 @@ class RemoteBackend:
 
     def _loop_clients(self) -> LoopClients:
         transport = self._async_transport
-        return LoopClients(
-            lambda: httpx.AsyncClient(transport=transport, verify=tls_context()),
-            owned=transport is None,
-        )
+
+        def factory() -> httpx.AsyncClient:
+            chosen = transport or async_deadline_transport(tls_context())
+            return httpx.AsyncClient(transport=chosen, verify=tls_context())
+
+        return LoopClients(factory, owned=transport is None)
 
     async def _async_client(self) -> httpx.AsyncClient:
         # A client passed in is used as is; else one pooled client per running event loop.
@@ -337,13 +346,12 @@ class RemoteBackend:
         while True:
             deadline = Deadline(self.settings.timeout)
             try:
-                with anyio.fail_after(deadline.remaining()):
-                    response = await client.send(build_request(client, call, deadline), stream=True)
-                    try:
-                        deadline.answered = True
-                        content = b"".join([chunk async for chunk in response.aiter_bytes()])
-                    finally:
-                        await response.aclose()
+                response = await client.send(build_request(client, call, deadline), stream=True)
+                try:
+                    deadline.answered = True
+                    content = await aread_all(response.aiter_bytes(), deadline)
+                finally:
+                    await response.aclose()
                 return result_of(call, response, content)
             except FAILURES as exc:
                 error, cause = failure(exc, deadline), exc
@@ -359,27 +367,24 @@ class RemoteBackend:
             decoder = StreamDecoder(call)
             deadline = Deadline(self.settings.timeout)
             try:
-                with anyio.fail_after(deadline.remaining()):
-                    response = await client.send(build_request(client, call, deadline), stream=True)
+                response = await client.send(build_request(client, call, deadline), stream=True)
                 try:
                     deadline.answered = True
-                    chunks = response.aiter_bytes()
                     if response.status_code >= 400 or not is_event_stream(response.headers):
-                        with anyio.fail_after(deadline.remaining()):
-                            content = b"".join([chunk async for chunk in chunks])
+                        content = await aread_all(response.aiter_bytes(), deadline)
                         for event in events_of(call, response, content):
                             yield event
                         return
-                    while not decoder.done:
-                        with anyio.fail_after(deadline.remaining()):
-                            chunk = await anext(chunks, None)
-                        if chunk is None:
-                            break
+                    async for chunk in response.aiter_bytes():
                         events = decoder.feed(chunk)
                         for event in events:
                             yield event
                         if events:
                             deadline.next_event()
+                        elif not decoder.done:
+                            deadline.check()
+                        if decoder.done:
+                            break
                     for event in decoder.end():
                         yield event
                     return

@@ -18,7 +18,7 @@ import time
 import httpx
 
 from ...errors import APITimeoutError
-from .sync_deadline import DeadlineSeconds
+from .socket_deadline import DeadlineSeconds
 
 __all__ = ["Deadline", "DeadlineExceeded"]
 
@@ -45,8 +45,8 @@ class Deadline:
     def httpx_timeout(self) -> httpx.Timeout:
         """The per-operation httpx timeout: no single read may outlast the deadline.
 
-        The value carries the deadline itself, so the sync transport of
-        :mod:`.sync_deadline` can shorten each later read to the time then left.
+        The value carries the deadline itself, so the transports of
+        :mod:`.socket_deadline` can shorten each later read to the time then left.
         """
         return httpx.Timeout(DeadlineSeconds(self.remaining(), self))
 
