@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from cf_llama2.backends.remote import RemoteBackend
+from cf_llama2.backends.remote.retry import RetryPolicy
 from cf_llama2.errors import (
     APIConnectionError,
     APIError,
@@ -17,7 +18,6 @@ from cf_llama2.errors import (
     ModelNotFoundError,
     ServerError,
 )
-from cf_llama2.retry import RetryPolicy
 from cf_llama2.schema import ChatRequest
 from tests.support.raw_server import RawServer, http_response
 from tests.support.workers_ai_fake import (
