@@ -25,6 +25,7 @@ __all__ = [
     "BadResponseError",
     "CfLlama2Error",
     "ConfigurationError",
+    "EndpointNotFoundError",
     "IncompleteStreamError",
     "MissingDependencyError",
     "ModelNotFoundError",
@@ -63,14 +64,23 @@ class ConfigurationError(CfLlama2Error, ValueError):
 
 
 class MissingDependencyError(ConfigurationError, ImportError):
-    """An optional dependency is missing; the message names the extra to install."""
+    """An optional dependency is missing; the message gives the one command that installs it.
 
-    def __init__(self, package: str, extra: str, purpose: str) -> None:
+    Attributes:
+        package: the missing distribution.
+        extra: the cf-llama2 extra it belongs to.
+        install: the install command (default ``pip install 'cf-llama2[<extra>]'``).
+    """
+
+    def __init__(
+        self, package: str, extra: str, purpose: str, *, install: str | None = None
+    ) -> None:
         self.package = package
         self.extra = extra
+        self.install = install or f"pip install 'cf-llama2[{extra}]'"
         super().__init__(
             f"{purpose} needs the '{package}' package, which is not installed. "
-            f"Install it with: pip install 'cf-llama2[{extra}]'"
+            f"Install it with: {self.install}"
         )
 
 
@@ -175,6 +185,16 @@ class ModelNotFoundError(APIError):
     default_status = 400
 
 
+class EndpointNotFoundError(APIError):
+    """404 without a Workers AI "no such model" code: nothing answers at the URL.
+
+    A wrong ``base_url=``, ``gateway=`` or ``account_id=`` gives this; a wrong or retired model
+    id gives :class:`ModelNotFoundError` instead.
+    """
+
+    default_status = 404
+
+
 class RequestTooLargeError(APIError):
     """413 / 3006: the request is too large (or the prompt exceeds the local context window)."""
 
@@ -196,9 +216,20 @@ class RateLimitError(APIError):
 
 
 class APITimeoutError(APIError):
-    """408 (3007, 3008) from the service, or the client's own timeout."""
+    """408 (3007, 3008) from the service, or the client's own deadline.
+
+    Attributes:
+        timeout: the client's deadline in seconds when it ran out (then no HTTP answer came, and
+            ``status_code`` is ``None``); ``None`` for a 408 answered by the service.
+    """
 
     default_status = 408
+
+    def __init__(self, message: str, *, timeout: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.timeout = timeout
+        if timeout is not None and "status_code" not in kwargs:
+            self.status_code = None  # the client gave up: there is no HTTP status to report
 
 
 class ServerError(APIError):
@@ -243,16 +274,22 @@ _HINTS: dict[type[APIError], str] = {
     ),
     ModelNotFoundError: DEPRECATION_NOTE,
     RequestTooLargeError: "Shorten the messages or lower max_tokens.",
-    RateLimitError: "Wait and retry (max_retries= retries automatically).",
+    RateLimitError: "Wait and retry.",
     APITimeoutError: "Retry, or raise timeout=.",
-    ServerError: "The service failed; it is retried automatically (max_retries=).",
+    EndpointNotFoundError: (
+        "Nothing answers at this URL: check base_url= (the API root, such as "
+        "https://api.cloudflare.com/client/v4), gateway= and account_id=."
+    ),
+    ServerError: "The service failed.",
 }
 
 
 def _classify(status: int | None, codes: Sequence[int]) -> type[APIError]:
     code_set = set(codes)
-    if code_set & _MODEL_NOT_FOUND_CODES or status == 404:
+    if code_set & _MODEL_NOT_FOUND_CODES:
         return ModelNotFoundError
+    if status == 404:
+        return EndpointNotFoundError
     if status == 401 or code_set & _AUTH_CODES:
         return AuthenticationError
     if status == 403:
@@ -318,6 +355,8 @@ def error_from_response(
         snippet = text.strip()[:200]
         detail = f"not JSON: {snippet!r}" if snippet else "empty body"
         msg = f"Workers AI answered with a body that is {detail}"
+        if cls is EndpointNotFoundError:
+            msg = f"HTTP 404 with a body that is not a Workers AI answer ({detail})"
         if effective_status is None:
             cls = BadResponseError
     elif errors:

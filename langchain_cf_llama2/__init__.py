@@ -10,8 +10,16 @@ backend object from :mod:`cf_llama2.backends`.
 from __future__ import annotations
 
 from cf_llama2 import __version__
+from cf_llama2.errors import MissingDependencyError
 
-from .chat_models import ChatCloudflareLlama2
-from .llms import CloudflareLlama2
+try:
+    from .chat_models import ChatCloudflareLlama2
+    from .llms import CloudflareLlama2
+except ModuleNotFoundError as exc:
+    if (exc.name or "").split(".")[0] != "langchain_core":
+        raise
+    raise MissingDependencyError(
+        "langchain-core", "langchain", "langchain_cf_llama2 (the LangChain adapter)"
+    ) from exc
 
 __all__ = ["ChatCloudflareLlama2", "CloudflareLlama2", "__version__"]

@@ -8,7 +8,15 @@ model (``backend="local"``) or any backend object. Importing this package does n
 from __future__ import annotations
 
 from cf_llama2 import __version__
+from cf_llama2.errors import MissingDependencyError
 
-from .llm import CloudflareLlama2
+try:
+    from .llm import CloudflareLlama2
+except ModuleNotFoundError as exc:
+    if (exc.name or "").split(".")[0] != "llama_index":
+        raise
+    raise MissingDependencyError(
+        "llama-index-core", "llamaindex", "llamaindex_cf_llama2 (the LlamaIndex adapter)"
+    ) from exc
 
 __all__ = ["CloudflareLlama2", "__version__"]

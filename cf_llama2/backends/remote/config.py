@@ -9,7 +9,6 @@ it never shows in ``repr``, ``str``, ``model_dump`` output or error messages.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -43,7 +42,6 @@ DEFAULT_GATEWAY_URL = "https://gateway.ai.cloudflare.com/v1"
 ACCOUNT_ID_ENV = ("CLOUDFLARE_ACCOUNT_ID", "CF_ACCOUNT_ID")
 API_TOKEN_ENV = ("CLOUDFLARE_API_TOKEN", "CF_AI_API_TOKEN")
 
-_SECRET_HEADER = re.compile(r"auth|token|key|secret|cookie", re.IGNORECASE)
 _MASK = "**********"
 
 
@@ -67,8 +65,8 @@ class RemoteSettings(BaseModel):
         timeout: seconds for connecting and for each read (> 0).
         max_retries: retries on 408/429/5xx/connection errors (>= 0).
         tool_format: ``"function"`` or ``"flat"``: the form tools are sent in.
-        headers: extra request headers (values of auth/token/key headers are masked when
-            dumped).
+        headers: extra request headers; every value is masked in ``repr`` and dumps (gateway
+            headers such as ``cf-aig-authorization`` carry secrets), the names stay visible.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -105,7 +103,12 @@ class RemoteSettings(BaseModel):
 
     @field_serializer("headers")
     def _mask_headers(self, headers: dict[str, str]) -> dict[str, str]:
-        return {k: _MASK if _SECRET_HEADER.search(k) else v for k, v in headers.items()}
+        return {k: _MASK for k in headers}
+
+    def __repr_args__(self) -> Any:
+        yield from super().__repr_args__()
+        if self.headers:
+            yield "headers", self._mask_headers(self.headers)
 
     @classmethod
     def resolve(

@@ -132,7 +132,7 @@ def is_event_stream(headers: Mapping[str, str]) -> bool:
 
 
 def transport_error(
-    exc: httpx.HTTPError, *, after_events: bool = False, text: str = ""
+    exc: httpx.HTTPError, *, after_events: bool = False, text: str = "", answered: bool = False
 ) -> APIError:
     """The typed error for an httpx failure.
 
@@ -140,6 +140,7 @@ def transport_error(
         exc: the httpx exception.
         after_events: events were already delivered: the answer is truncated.
         text: the text delivered so far (kept on the truncation error).
+        answered: the response headers had arrived: the connection dropped mid-answer.
     """
     if after_events:
         return IncompleteStreamError(
@@ -148,8 +149,16 @@ def transport_error(
             partial_text=text,
         )
     if isinstance(exc, httpx.TimeoutException):
-        return APITimeoutError(
-            f"Workers AI did not answer in time ({type(exc).__name__}). Retry, or raise timeout=."
+        error = APITimeoutError(
+            f"Workers AI timed out ({type(exc).__name__}); no HTTP answer came. Retry, or raise "
+            "timeout=."
+        )
+        error.status_code = None  # the client gave up: there is no HTTP status
+        return error
+    if answered:
+        return APIConnectionError(
+            "the connection to Workers AI dropped in the middle of the answer "
+            f"({type(exc).__name__}: {exc}); nothing usable arrived. Retry the request."
         )
     if isinstance(exc, (httpx.TransportError, httpx.StreamError)):
         return APIConnectionError(

@@ -2,7 +2,8 @@
 
 Retried: 408 (timeouts, also the client's own), 429 (rate limits), 5xx and connection errors.
 Never retried: every other 4xx, validation errors, bad responses. The wait is a jittered
-exponential backoff, or the server's ``Retry-After`` when it sent one (capped).
+exponential backoff, or the server's ``Retry-After`` when it sent one (capped), plus a random
+spread, so that clients told to wait the same time do not all come back at the same instant.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ...errors import (
     ServerError,
 )
 
-__all__ = ["RetryPolicy", "is_retryable", "parse_retry_after"]
+__all__ = ["RetryPolicy", "give_up_reason", "is_retryable", "parse_retry_after"]
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -71,7 +72,9 @@ class RetryPolicy:
         max_delay: the longest backoff wait in seconds.
         max_retry_after: the longest ``Retry-After`` wait honoured, in seconds; a longer one
             is not waited for (the error is raised instead).
-        jitter: the fraction of the backoff that is randomised (0 to 1).
+        jitter: the fraction of the backoff that is randomised (0 to 1); after a
+            ``Retry-After`` of ``s`` seconds the wait is ``s`` plus a random part of
+            ``jitter * max(s, min(initial_delay, 1))`` seconds.
     """
 
     max_retries: int = 2
@@ -112,7 +115,9 @@ class RetryPolicy:
             rand: a source of uniform numbers in [0, 1) for the jitter.
 
         Gives up when the error is not retryable, the retries are used up, or the server's
-        ``Retry-After`` is longer than :attr:`max_retry_after`.
+        ``Retry-After`` is longer than :attr:`max_retry_after`. A ``Retry-After`` wait is never
+        shorter than the server asked, and gets up to ``jitter * max(s, min(initial_delay, 1))``
+        seconds more.
         """
         if retry > self.max_retries or not is_retryable(error):
             return None
@@ -121,5 +126,28 @@ class RetryPolicy:
         if isinstance(retry_after, (int, float)):
             if retry_after > self.max_retry_after:
                 return None
-            return float(retry_after)
+            spread = self.jitter * max(float(retry_after), min(self.initial_delay, 1.0))
+            return float(retry_after) + spread * rand()
         return self.backoff(retry, rand=rand)
+
+
+def give_up_reason(policy: RetryPolicy, retry: int, error: BaseException) -> str | None:
+    """Why a retryable ``error`` was not retried once more, in words (``None``: not retryable).
+
+    Args:
+        policy: the policy in effect.
+        retry: the 1-based number of the retry that :meth:`RetryPolicy.delay` refused.
+        error: the failure of the last attempt.
+    """
+    if not is_retryable(error):
+        return None
+    retry_after = getattr(error, "retry_after", None)
+    if isinstance(retry_after, (int, float)) and retry_after > policy.max_retry_after:
+        return (
+            f"Not retried: the server asked to wait {retry_after:g} s, longer than "
+            f"max_retry_after={policy.max_retry_after:g} s."
+        )
+    if policy.max_retries == 0:
+        return "Not retried (max_retries=0)."
+    n = policy.max_retries
+    return f"Gave up after {n} {'retry' if n == 1 else 'retries'} (max_retries={n})."

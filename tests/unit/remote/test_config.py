@@ -7,6 +7,7 @@ import pickle
 
 import pytest
 
+from cf_llama2.backends.remote import RemoteBackend
 from cf_llama2.backends.remote.config import RemoteSettings
 from cf_llama2.errors import ConfigurationError
 
@@ -103,3 +104,21 @@ def test_the_token_never_shows() -> None:
     # The live settings still send it.
     assert settings.request_headers()["Authorization"] == f"Bearer {TOKEN}"
     assert pickle.loads(pickle.dumps(settings)).request_headers()["Authorization"].endswith(TOKEN)
+
+
+def test_every_custom_header_value_is_masked_in_repr_and_dumps() -> None:
+    secret = "gw-pass-0123456789"
+    settings = RemoteSettings.resolve(
+        "acc", TOKEN, headers={"x-gateway-pass": secret, "cf-aig-authorization": secret}
+    )
+    for shown in (
+        repr(settings),
+        str(settings),
+        settings.model_dump_json(),
+        str(settings.model_dump()),
+        json.dumps(settings.public_dict()),
+        repr(RemoteBackend("acc", TOKEN, headers={"x-gateway-pass": secret})),
+    ):
+        assert secret not in shown
+    assert "x-gateway-pass" in repr(settings)  # the names stay visible
+    assert settings.request_headers()["x-gateway-pass"] == secret  # and are still sent
