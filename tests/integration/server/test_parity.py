@@ -180,7 +180,11 @@ async def test_async_parity(
 ) -> None:
     # A client per test: each async test runs on its own event loop.
     remote = RemoteBackend(
-        account_id="parity", api_token=TOKEN, base_url=local_server.base_url, max_retries=0
+        account_id="parity",
+        api_token=TOKEN,
+        base_url=local_server.base_url,
+        max_retries=0,
+        timeout=300,  # a whole-call deadline: generous for a loaded CI machine
     )
     try:
         direct = await local_backend.arun(_request(CASES[case]))
