@@ -223,7 +223,19 @@ def _bar(ax: Any, plot: Mapping[str, Any]) -> None:
     ax.set_ylabel(plot.get("ylabel", ""))
 
 
-_KINDS = {"barh": _barh, "memory": _memory, "latency": _latency, "bar": _bar}
+def _grouped(ax: Any, plot: Mapping[str, Any]) -> None:
+    series, groups = plot["series"], plot["groups"]
+    width = 0.8 / max(1, len(series))
+    for i, s in enumerate(series):
+        xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
+        ax.bar(xs, s["values"], width=width, label=s["label"])
+    ax.set_xticks(list(range(len(groups))))
+    ax.set_xticklabels(groups, fontsize=8)
+    ax.set_ylabel(plot.get("ylabel", ""))
+    ax.legend(fontsize=7, ncol=2)
+
+
+_KINDS = {"barh": _barh, "memory": _memory, "latency": _latency, "bar": _bar, "grouped": _grouped}
 
 
 def render_plots(results: Sequence[Mapping[str, Any]], directory: Path) -> list[Path]:
@@ -241,11 +253,11 @@ def render_plots(results: Sequence[Mapping[str, Any]], directory: Path) -> list[
             if draw is None or not plot.get("series"):
                 continue
             rows = len(plot["series"])
-            height = 1.8 + 0.35 * rows if plot["kind"] != "bar" else 3.5
+            height = 1.8 + 0.35 * rows if plot["kind"] not in ("bar", "grouped") else 4.0
             fig, ax = plt.subplots(figsize=(9, height))
             draw(ax, plot)
             ax.set_title(plot.get("title", ""), fontsize=10)
-            ax.grid(axis="x" if plot["kind"] != "bar" else "y", alpha=0.3)
+            ax.grid(axis="y" if plot["kind"] in ("bar", "grouped") else "x", alpha=0.3)
             fig.tight_layout()
             path = directory / plot["file"]
             fig.savefig(path, dpi=110)

@@ -15,6 +15,7 @@ from ...reducer import areduce_events, reduce_events
 from ...schema import ChatResult, Request, StreamEvent, parse_request
 from ..base import BackendInfo
 from .batching import BatchedModelRunner, Runner
+from .call_shaping import DEFAULT_SHAPING, ToolCallShaping
 from .chat_format import ChatFormat
 from .embedded import EMBEDDED_MODEL_NAME, embedded_context_window, prepare_embedded_model
 from .generation import Decoding, Plan, Step
@@ -66,6 +67,9 @@ class LocalBackend:
         max_batch_size: requests decoded together in one forward pass per step (continuous
             batching: every request runs on one model thread, joins the batch as soon as its
             prompt is prefilled and leaves when it ends); more requests wait for a free slot.
+        tool_shaping: how tool calls are shaped (bounds, biases; see
+            :class:`~cf_llama2.backends.local.call_shaping.ToolCallShaping`); the default is
+            the measured best.
     """
 
     provider = "local"
@@ -89,6 +93,7 @@ class LocalBackend:
         num_threads: int | None = None,
         lean_int8: bool = True,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        tool_shaping: ToolCallShaping = DEFAULT_SHAPING,
     ) -> None:
         if not isinstance(max_batch_size, int) or max_batch_size < 1:
             raise ConfigurationError(
@@ -119,6 +124,7 @@ class LocalBackend:
         self._tokenizer_arg = tokenizer
         self._chat_format: ChatFormat = chat_format
         self._lora_adapters = dict(lora_adapters) if lora_adapters is not None else None
+        self.tool_shaping = tool_shaping
         self._model: Any = None
         self._tokenizer: Any = None
         self._adapters: LoraAdapters | None = None
@@ -263,6 +269,7 @@ class LocalBackend:
             model_name=self.info.model,
             chat_format=self._chat_format,
             cancelled=cancelled,
+            shaping=self.tool_shaping,
         )
 
     def _step(self, lora: str | None) -> Step:

@@ -39,6 +39,7 @@ from ...schema import (
 from ...stop import StopFilter
 from ...tool_calls import ToolCallStreamParser, new_tool_call_id
 from ...tools import Tool
+from .call_shaping import DEFAULT_SHAPING, ToolCallShaping
 from .detokenize import IncrementalDecoder
 from .grammar import GrammarLogitsProcessor, build_matcher, tool_call_schema
 from .sampling import Sampler
@@ -49,7 +50,8 @@ Mode = Literal["text", "watch", "call"]
 _TAGS = ("<tool_call>", "```json")
 """Openers after which a tool call follows; they are dropped and the grammar takes over."""
 CLOSE_RESERVE = 12
-"""Tokens before the budget ends from which a grammar-constrained value is steered to close."""
+"""Tokens before the budget ends from which a grammar-constrained value is steered to close
+(a tool call's plan sets its own, sized from its schema)."""
 _NAME_RE = re.compile(r'"name"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
@@ -71,6 +73,12 @@ class Plan:
     stop: list[str] = field(default_factory=list)
     cancelled: threading.Event | None = None
     closers: list[int] = field(default_factory=list)
+    separators: list[int] = field(default_factory=list)
+    quote_closers: list[int] = field(default_factory=list)
+    close_reserve: int = CLOSE_RESERVE
+    shaping: ToolCallShaping = DEFAULT_SHAPING
+    copy_ids: list[int] = field(default_factory=list)
+    opener_ids: list[int] = field(default_factory=list)
 
 
 Step = Callable[[list[int], Any], Any]
@@ -112,7 +120,7 @@ class _Run:
         """Switch to the tool-call grammar; with ``scores``, mask them for a re-pick."""
         matcher = build_matcher(
             self.tokenizer,
-            tool_call_schema(self.plan.call_tools, many=as_list),
+            tool_call_schema(self.plan.call_tools, many=as_list, shaping=self.plan.shaping),
             field="tools",
         )
         self.grammar = GrammarLogitsProcessor(matcher, self.plan.vocab_size)
@@ -196,6 +204,19 @@ class _Run:
         return "tool_calls"
 
 
+def _steer(plan: Plan, mode: Mode, scores: Any, left: int) -> None:
+    """Biases on top of the grammar mask (forbidden tokens stay ``-inf``): the user's words
+    inside a call, then closing (strongly) and separating (less) tokens near the budget end."""
+    if mode == "call" and plan.copy_ids:
+        scores[0, plan.copy_ids] += plan.shaping.copy_bias
+    if plan.closers and left <= plan.close_reserve:
+        scores[0, plan.closers] += 1000.0
+        if plan.quote_closers:  # a string ends first, on its own quote
+            scores[0, plan.quote_closers] += 100.0
+        if plan.separators:
+            scores[0, plan.separators] += 500.0
+
+
 class Decoding:
     """One request's decoding state, advanced one model step at a time.
 
@@ -227,8 +248,9 @@ class Decoding:
         scores = plan.sampler.penalise(context, logits)
         if run.grammar is not None:
             scores = run.grammar(context, scores)
-            if plan.closers and plan.max_new_tokens - self.produced <= CLOSE_RESERVE:
-                scores[0, plan.closers] += 1000.0  # forbidden ones stay -inf
+            _steer(plan, run.mode, scores, plan.max_new_tokens - self.produced)
+        elif self.produced == 0 and plan.opener_ids and run.mode == "watch":
+            scores[0, plan.opener_ids] += plan.shaping.call_bias
         token = plan.sampler.pick(context, scores.clone())
         self.produced += 1
         if token in plan.eos_ids:

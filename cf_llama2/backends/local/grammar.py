@@ -22,6 +22,7 @@ from typing import Any
 
 from ...errors import MissingDependencyError, RequestValidationError, ServerError
 from ...tools import Tool
+from .call_shaping import DEFAULT_SHAPING, ToolCallShaping, shape_parameters
 
 __all__ = [
     "GrammarLogitsProcessor",
@@ -29,6 +30,7 @@ __all__ = [
     "closing_tokens",
     "ll_tokenizer",
     "response_format_schema",
+    "separator_tokens",
     "tool_call_schema",
 ]
 
@@ -61,22 +63,40 @@ def ll_tokenizer(tokenizer: Any) -> Any:
 _closers: weakref.WeakKeyDictionary[Any, list[int]] = weakref.WeakKeyDictionary()
 
 
+_separators: weakref.WeakKeyDictionary[Any, list[int]] = weakref.WeakKeyDictionary()
+
+
 def closing_tokens(tokenizer: Any) -> list[int]:
     """Ids of the tokens made only of JSON closing characters (``"``, ``}``, ``]``), cached.
 
     Near the end of the token budget these are favoured (where the grammar allows them), so a
     constrained value that runs long still closes instead of being cut off.
     """
+    return _charset_tokens(tokenizer, '"}]', _closers)
+
+
+def separator_tokens(tokenizer: Any) -> list[int]:
+    """Ids of the tokens made of closing characters and at least one ``,``, cached.
+
+    Favoured less than :func:`closing_tokens` near the end of the budget: where an object
+    still needs a required property, a ``,`` ends the value before it instead of a longer one.
+    """
+    return _charset_tokens(tokenizer, '"}],', _separators, needs=",")
+
+
+def _charset_tokens(
+    tokenizer: Any, chars: str, cache: weakref.WeakKeyDictionary[Any, list[int]], needs: str = ""
+) -> list[int]:
     with _tokenizers_lock:
-        cached = _closers.get(tokenizer)
+        cached = cache.get(tokenizer)
         if cached is None:
             vocab = tokenizer.get_vocab()
             cached = []
             for token_id in sorted(vocab.values()):
                 text = tokenizer.decode([token_id]).strip()
-                if text and set(text) <= set('"}]'):
+                if text and set(text) <= set(chars) and needs in text:
                     cached.append(token_id)
-            _closers[tokenizer] = cached
+            cache[tokenizer] = cached
         return cached
 
 
@@ -88,12 +108,15 @@ def _closed(schema: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def tool_call_schema(tools: Sequence[Tool], *, many: bool = False) -> dict[str, Any]:
+def tool_call_schema(
+    tools: Sequence[Tool], *, many: bool = False, shaping: ToolCallShaping = DEFAULT_SHAPING
+) -> dict[str, Any]:
     """The JSON schema of one call to one of ``tools`` (or a non-empty list of calls).
 
     Args:
         tools: the tools a call may name (at least one).
         many: a JSON array of calls instead of one call object.
+        shaping: bounds and property order applied to each tool's parameters.
     """
     if not tools:
         raise RequestValidationError(
@@ -107,7 +130,7 @@ def tool_call_schema(tools: Sequence[Tool], *, many: bool = False) -> dict[str, 
             "type": "object",
             "properties": {
                 "name": {"const": tool.name},
-                "arguments": _closed(tool.parameters),
+                "arguments": shape_parameters(_closed(tool.parameters), shaping),
             },
             "required": ["name", "arguments"],
             "additionalProperties": False,

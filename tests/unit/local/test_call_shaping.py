@@ -1,0 +1,159 @@
+"""Tool-call shaping: forced calls close within their budget however nested the schema, values
+stay bounded, and the schema/bias helpers do what the decoding loop relies on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+import pytest
+
+from cf_llama2 import ChatRequest
+from cf_llama2.backends.local.call_shaping import (
+    DEFAULT_SHAPING,
+    PREVIOUS_SHAPING,
+    close_reserve,
+    copy_token_ids,
+    minimal_instance,
+    opener_token_ids,
+    shape_parameters,
+)
+
+NESTED = {
+    "name": "book_trip",
+    "description": "Book a trip",
+    "parameters": {
+        "type": "object",
+        "properties": {
+            "trip": {
+                "type": "object",
+                "properties": {
+                    "leg": {
+                        "type": "object",
+                        "properties": {
+                            "city": {"type": "string"},
+                            "note": {"type": "string"},
+                            "stops": {"type": "array", "items": {"type": "string"}},
+                        },
+                        "required": ["city", "note", "stops"],
+                    },
+                    "traveller": {"type": "string"},
+                },
+                "required": ["leg", "traveller"],
+            },
+            "count": {"type": "integer"},
+        },
+        "required": ["trip", "count"],
+    },
+}
+NUMBERS = {
+    "name": "plot",
+    "description": "Plot values",
+    "parameters": {
+        "type": "object",
+        "properties": {
+            "points": {"type": "array", "items": {"type": "integer"}},
+            "scale": {"type": "number"},
+            "label": {"type": "string"},
+        },
+        "required": ["points", "scale", "label"],
+    },
+}
+
+
+@pytest.fixture
+def writes(backend: Any, oracle: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    def use(target: str) -> Any:
+        monkeypatch.setattr(backend, "_step", lambda lora: oracle(target))
+        return backend
+
+    return use
+
+
+def forced(tool: dict[str, Any], max_tokens: int) -> ChatRequest:
+    return ChatRequest(
+        messages=[{"role": "user", "content": "book it"}],
+        tools=[tool],
+        tool_choice=tool["name"],
+        max_tokens=max_tokens,
+        temperature=0,
+    )
+
+
+@pytest.mark.parametrize("max_tokens", [56, 80, 128])
+def test_a_string_that_never_closes_three_levels_deep_still_validates(
+    writes: Any, max_tokens: int
+) -> None:
+    target = '{"name":"book_trip","arguments":{"trip":{"leg":{"city":"' + "Paris " * 300
+    result = writes(target).run(forced(NESTED, max_tokens))
+    assert result.invalid_tool_calls == []
+    (call,) = result.tool_calls
+    jsonschema.validate(call.arguments, NESTED["parameters"])
+    if max_tokens >= 128:  # room to spare: the value is the model's, cut short
+        assert call.arguments["trip"]["leg"]["city"].startswith("Paris")
+    assert result.usage is not None and result.usage.completion_tokens <= max_tokens
+
+
+def test_the_same_call_did_not_close_with_the_previous_fixed_reserve(writes: Any) -> None:
+    target = '{"name":"book_trip","arguments":{"trip":{"leg":{"city":"' + "Paris " * 300
+    backend = writes(target)
+    backend.tool_shaping = PREVIOUS_SHAPING
+    result = backend.run(forced(NESTED, 64))
+    assert result.tool_calls == []
+    assert len(result.invalid_tool_calls) == 1
+
+
+def test_runaway_numbers_lists_and_padded_strings_are_bounded(writes: Any) -> None:
+    counting = ",".join(str(i) for i in range(1, 200))
+    target = (
+        '{"name":"plot","arguments":{"points":[' + counting + '],"scale":'
+        + "9" * 120 + ',"label":"   ' + "word " * 100
+    )
+    result = writes(target).run(forced(NUMBERS, 200))
+    assert result.invalid_tool_calls == []
+    (call,) = result.tool_calls
+    args = call.arguments
+    jsonschema.validate(args, NUMBERS["parameters"])
+    assert len(args["points"]) <= DEFAULT_SHAPING.max_items
+    assert abs(args["scale"]) <= DEFAULT_SHAPING.max_number
+    assert args["label"] == args["label"].strip() and len(args["label"]) <= 96
+
+
+def test_shaping_puts_required_first_and_bounds_plain_values_only() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "opt": {"type": "string"},
+            "unit": {"type": "string", "enum": ["c", "f"]},
+            "need": {"type": "integer"},
+        },
+        "required": ["need"],
+    }
+    shaped = shape_parameters(schema, DEFAULT_SHAPING)
+    assert list(shaped["properties"]) == ["need", "opt", "unit"]
+    assert shaped["properties"]["opt"]["maxLength"] == DEFAULT_SHAPING.max_string
+    assert shaped["properties"]["unit"] == {"type": "string", "enum": ["c", "f"]}
+    assert shaped["properties"]["need"]["maximum"] == DEFAULT_SHAPING.max_number
+    assert list(schema["properties"]) == ["opt", "unit", "need"]  # the input is not changed
+    assert shape_parameters(schema, PREVIOUS_SHAPING) == schema
+
+
+def test_close_reserve_grows_with_the_required_nesting(tokenizer: Any) -> None:
+    flat = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+    assert minimal_instance(NESTED["parameters"]) == {
+        "trip": {"leg": {"city": "x", "note": "x", "stops": []}, "traveller": "x"},
+        "count": 0,
+    }
+    small = close_reserve(tokenizer, flat, DEFAULT_SHAPING)
+    big = close_reserve(tokenizer, NESTED["parameters"], DEFAULT_SHAPING)
+    assert DEFAULT_SHAPING.base_reserve < small < big
+    assert close_reserve(tokenizer, NESTED["parameters"], PREVIOUS_SHAPING) == 12
+
+
+def test_copy_and_opener_tokens(tokenizer: Any) -> None:
+    ids = copy_token_ids(tokenizer, ["Weather in Berkeley, CA?"])
+    for form in ("Berkeley", " Berkeley"):
+        assert set(tokenizer(form, add_special_tokens=False)["input_ids"]) <= set(ids)
+    openers = opener_token_ids(tokenizer)
+    assert tokenizer.convert_tokens_to_ids("{") in openers
+    assert all(tokenizer.decode([i]).lstrip().startswith("{") for i in openers)
