@@ -37,7 +37,7 @@ def variants(args: argparse.Namespace) -> dict[str, Callable[[Case, str], Any]]:
 
     backend = LocalBackend()
     out: dict[str, Callable[[Case, str], Any]] = {
-        "plain model (no grammar)": plain_runner(backend, args.max_tokens),
+        "plain model (no grammar)": plain_runner(backend, args.plain_tokens),
         "previous": adapter_runner(backend, PREVIOUS_SHAPING, args.max_tokens),
     }
     if args.levers:
@@ -201,8 +201,8 @@ def build_result(
         "description": (
             "AST accuracy on BFCL cases (scoring as BFCL's checker: right function, no unknown or "
             "missing required parameter, every value among the allowed ones; irrelevance: no call) "
-            "of the embedded SmolLM2-135M-Instruct (int8), greedy, every variant on the same cases in "
-            f"one run, case by case. Data: `{args.data.name}`, "
+            "of the embedded SmolLM2-135M-Instruct (int8), greedy, every variant on the same "
+            f"cases in one run, case by case. Data: `{args.data.name}`, "
             + ", ".join(f"{c}: {k} cases" for c, k in n.items())
             + (
                 f" (a fixed-seed sample, seed {args.seed}, of at most {args.limit} per category)"
@@ -225,7 +225,8 @@ def build_result(
                 "rows": rows,
             },
             {
-                "caption": "Forced calls: well formed (a closed JSON call with no runaway value), runaways, median seconds per case",
+                "caption": "Forced calls: well formed (a closed JSON call with no runaway value), "
+                "runaways, median seconds per case",
                 "columns": ["variant", "closed", "runaway", "median s"],
                 "rows": form_rows,
             },

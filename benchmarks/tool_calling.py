@@ -96,13 +96,16 @@ def _first_call(text: str) -> Calls:
 
 
 def plain_runner(backend: Any, max_tokens: int) -> Runner:
-    """The model with no help: chat template + tool prompt, greedy generate, JSON from text."""
-    import torch
+    """The model with no help: chat template + tool prompt, greedy free text, JSON from text.
 
+    Decoded by the backend's own loop as a raw prompt (no tools, so no grammar and no trigger),
+    so the row differs from the others only in what the project adds.
+    """
     from cf_llama2.prompt import tool_system_prompt
+    from cf_llama2.schema import PromptRequest
     from cf_llama2.tools import Tool
 
-    model, tokenizer = backend._ensure_loaded()
+    _, tokenizer = backend._ensure_loaded()
 
     def run(case: Case, mode: str) -> Calls:
         tools = [Tool(**t["function"]) for t in case.tools]
@@ -110,12 +113,8 @@ def plain_runner(backend: Any, max_tokens: int) -> Runner:
         text = tokenizer.apply_chat_template(
             [system, *case.messages], tokenize=False, add_generation_prompt=True
         )
-        ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
-        with torch.inference_mode():
-            out = model.generate(
-                ids, max_new_tokens=max_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id
-            )
-        return _first_call(tokenizer.decode(out[0, ids.shape[-1] :], skip_special_tokens=True))
+        request = PromptRequest(prompt=text, raw=True, max_tokens=max_tokens, temperature=0)
+        return _first_call(backend.run(request).response)
 
     return run
 
@@ -168,12 +167,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the case sample")
     parser.add_argument("--categories", default=",".join(CATEGORIES))
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--plain-tokens", type=int, default=96, help="budget of the plain row")
     parser.add_argument("--levers", action="store_true", help="one row per lever on its own")
     parser.add_argument(
         "--try",
         dest="try_",
         action="append",
         help="an extra row NAME=field:value,... over the default shaping (development)",
+    )
+    parser.add_argument(
+        "--variants", default="", help="comma-separated name prefixes of the rows to run"
     )
     parser.add_argument("--no-llamacpp", action="store_true", help="skip ChatLlamaCpp")
     parser.add_argument("--id", default="tool_calling", help="result file name")
@@ -185,6 +188,9 @@ def main(argv: list[str] | None = None) -> None:
     cases = {c: load_cases(args.data, c, args.limit, args.seed) for c in cats}
     machine = machine_facts(args.threads)
     runners = variants(args)
+    if args.variants:
+        wanted = [w.strip().lower() for w in args.variants.split(",")]
+        runners = {k: v for k, v in runners.items() if k.lower().startswith(tuple(wanted))}
     started = time.perf_counter()
     records = run_cases(cases, runners, _modes)
     elapsed = time.perf_counter() - started

@@ -91,7 +91,8 @@ def test_a_string_that_never_closes_three_levels_deep_still_validates(
     jsonschema.validate(call.arguments, NESTED["parameters"])
     if max_tokens >= 128:  # room to spare: the value is the model's, cut short
         assert call.arguments["trip"]["leg"]["city"].startswith("Paris")
-    assert result.usage is not None and result.usage.completion_tokens <= max_tokens
+    assert result.usage is not None
+    assert result.usage.completion_tokens <= max_tokens
 
 
 def test_the_same_call_did_not_close_with_the_previous_fixed_reserve(writes: Any) -> None:
@@ -106,8 +107,12 @@ def test_the_same_call_did_not_close_with_the_previous_fixed_reserve(writes: Any
 def test_runaway_numbers_lists_and_padded_strings_are_bounded(writes: Any) -> None:
     counting = ",".join(str(i) for i in range(1, 200))
     target = (
-        '{"name":"plot","arguments":{"points":[' + counting + '],"scale":'
-        + "9" * 120 + ',"label":"   ' + "word " * 100
+        '{"name":"plot","arguments":{"points":['
+        + counting
+        + '],"scale":'
+        + "9" * 120
+        + ',"label":"   '
+        + "word " * 100
     )
     result = writes(target).run(forced(NUMBERS, 200))
     assert result.invalid_tool_calls == []
@@ -116,7 +121,8 @@ def test_runaway_numbers_lists_and_padded_strings_are_bounded(writes: Any) -> No
     jsonschema.validate(args, NUMBERS["parameters"])
     assert len(args["points"]) <= DEFAULT_SHAPING.max_items
     assert abs(args["scale"]) <= DEFAULT_SHAPING.max_number
-    assert args["label"] == args["label"].strip() and len(args["label"]) <= 96
+    assert args["label"] == args["label"].strip()
+    assert len(args["label"]) <= DEFAULT_SHAPING.max_string
 
 
 def test_shaping_puts_required_first_and_bounds_plain_values_only() -> None:
