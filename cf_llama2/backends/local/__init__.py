@@ -6,6 +6,15 @@ Importing this package imports neither torch nor transformers; the model loads o
 from __future__ import annotations
 
 from .backend import LocalBackend
+from .call_shaping import DEFAULT_SHAPING, PREVIOUS_SHAPING, ToolCallShaping
 from .embedded import CACHE_ENV, EMBEDDED_MODEL_NAME, prepare_embedded_model
 
-__all__ = ["CACHE_ENV", "EMBEDDED_MODEL_NAME", "LocalBackend", "prepare_embedded_model"]
+__all__ = [
+    "CACHE_ENV",
+    "DEFAULT_SHAPING",
+    "EMBEDDED_MODEL_NAME",
+    "PREVIOUS_SHAPING",
+    "LocalBackend",
+    "ToolCallShaping",
+    "prepare_embedded_model",
+]
