@@ -158,16 +158,26 @@ def minimal_instance(schema: Any, depth: int = 0) -> Any:
     return None
 
 
-def close_reserve(tokenizer: Any, schema: dict[str, Any], shaping: ToolCallShaping) -> int:
+def close_reserve(
+    tokenizer: Any, parameters: Sequence[dict[str, Any]], shaping: ToolCallShaping
+) -> int:
     """Tokens before the budget ends from which a call is steered to close.
 
-    With ``bounded`` off, the fixed ``base_reserve``; else that plus the tokens of the shortest
-    complete call (enough to finish every required property still open, however nested).
+    With ``bounded`` off, the fixed ``base_reserve``; else at least that, and enough for the
+    shortest complete arguments of any of the tools (``parameters``: their schemas) plus a few
+    tokens to end the value being written and the call, however nested the required part is.
     """
-    if not shaping.bounded:
+    if not shaping.bounded or not parameters:
         return shaping.base_reserve
-    text = json.dumps(minimal_instance(schema), separators=(",", ":"))
-    return shaping.base_reserve + len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    longest = max(
+        len(
+            tokenizer(
+                json.dumps(minimal_instance(p), separators=(",", ":")), add_special_tokens=False
+            )["input_ids"]
+        )
+        for p in parameters
+    )
+    return max(shaping.base_reserve, longest + 4)
 
 
 def copy_token_ids(tokenizer: Any, texts: Iterable[str]) -> list[int]:

@@ -111,15 +111,14 @@ def build_plan(
         plan.mode, plan.call_tools = "call", forced
         schema = tool_call_schema(forced, shaping=shaping)
         plan.grammar = grammar(schema, "tools")
-        plan.close_reserve = close_reserve(tokenizer, schema, shaping)
+        plan.close_reserve = close_reserve(tokenizer, [t.parameters for t in forced], shaping)
     elif request.response_format is not None:
         fmt = request.response_format
         schema = response_format_schema(fmt.type, fmt.json_schema)
         plan.grammar = grammar(schema, "response_format.json_schema")
     elif tools and choice != "none":
         plan.mode, plan.call_tools, plan.tools, plan.parse_calls = "watch", tools, tools, True
-        schema = tool_call_schema(tools, shaping=shaping)
-        plan.close_reserve = close_reserve(tokenizer, schema, shaping)
+        plan.close_reserve = close_reserve(tokenizer, [t.parameters for t in tools], shaping)
     return plan
 
 

@@ -150,10 +150,10 @@ def test_close_reserve_grows_with_the_required_nesting(tokenizer: Any) -> None:
         "trip": {"leg": {"city": "x", "note": "x", "stops": []}, "traveller": "x"},
         "count": 0,
     }
-    small = close_reserve(tokenizer, flat, DEFAULT_SHAPING)
-    big = close_reserve(tokenizer, NESTED["parameters"], DEFAULT_SHAPING)
-    assert DEFAULT_SHAPING.base_reserve < small < big
-    assert close_reserve(tokenizer, NESTED["parameters"], PREVIOUS_SHAPING) == 12
+    small = close_reserve(tokenizer, [flat], DEFAULT_SHAPING)
+    big = close_reserve(tokenizer, [flat, NESTED["parameters"]], DEFAULT_SHAPING)
+    assert small == DEFAULT_SHAPING.base_reserve < big
+    assert close_reserve(tokenizer, [NESTED["parameters"]], PREVIOUS_SHAPING) == 12
 
 
 def test_copy_and_opener_tokens(tokenizer: Any) -> None:
