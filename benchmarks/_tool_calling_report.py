@@ -196,8 +196,8 @@ def build_result(
         for v in variants
     ]
     return {
-        "title": "7. Tool-calling accuracy (BFCL)",
-        "order": 7,
+        "title": "9. Tool-calling accuracy (BFCL)",
+        "order": 9,
         "description": (
             "AST accuracy on BFCL cases (scoring as BFCL's checker: right function, no unknown or "
             "missing required parameter, every value among the allowed ones; irrelevance: no call) "
