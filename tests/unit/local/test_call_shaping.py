@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 
 from cf_llama2 import ChatRequest
+from cf_llama2.backends.local.batching import StepRunner
 from cf_llama2.backends.local.call_shaping import (
     DEFAULT_SHAPING,
     PREVIOUS_SHAPING,
@@ -63,8 +64,12 @@ NUMBERS = {
 
 @pytest.fixture
 def writes(backend: Any, oracle: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    script: dict[str, Any] = {}
+    runner = StepRunner(lambda lora: oracle(script["target"]))
+    monkeypatch.setattr(backend, "_new_runner", lambda: runner)
+
     def use(target: str) -> Any:
-        monkeypatch.setattr(backend, "_step", lambda lora: oracle(target))
+        script["target"] = target
         return backend
 
     return use
