@@ -52,8 +52,32 @@ def test_each_asyncio_run_gets_its_own_pool_and_closes_it(fake: WorkersAIFake) -
     assert len(set(_ports(fake))) == 3  # a new loop cannot use the last loop's sockets
 
 
-def _open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def _client_sockets(fake: WorkersAIFake) -> int:
+    """Open sockets of this process connected *to* the fake (its own accepted ends excluded).
+
+    Counting every fd would also count the server's side of a connection, which the fake's
+    thread closes a moment later, and anything other threads of the test run open meanwhile.
+    """
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        with open(table, encoding="ascii") as rows:
+            next(rows)
+            for row in rows:
+                fields = row.split()
+                remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+                if remote_port == fake.port and fields[9] in inodes:
+                    count += 1
+    return count
 
 
 # asyncio's own transport object of a loop closed without shutdown warns when collected, even
@@ -66,18 +90,18 @@ def test_a_loop_closed_without_shutdown_leaks_no_socket_and_raises_nothing(
 ) -> None:
     backend = _backend(fake)
     gc.collect()
-    before = _open_fds()
+    before = _client_sockets(fake)
     loop = asyncio.new_event_loop()
     assert loop.run_until_complete(backend.arun(ASK)).response == "ok"
     loop.close()  # no shutdown_asyncgens(): the pool outlives its loop
     assert len(backend._aclients) == 1
-    assert _open_fds() > before  # the pool's socket is still open
+    assert _client_sockets(fake) > before  # the pool's socket is still open
     if then == "call":
         assert asyncio.run(backend.arun(ASK)).response == "ok"  # finds and drops the dead pool
     else:
         backend.close()
     assert len(backend._aclients) == 0
-    assert _open_fds() <= before  # released at once, not at garbage collection
+    assert _client_sockets(fake) <= before  # released at once, not at garbage collection
     del loop
     gc.collect()
 
