@@ -27,6 +27,11 @@ from .errors import RequestValidationError
 
 __all__ = ["normalize_content", "normalize_messages", "normalize_tool_call"]
 
+_JSON_OR_STRING = "a JSON object (or a JSON string of one)"
+
+
+_TEXT_PART = "a text part {'type': 'text', 'text': '...'}"
+
 
 def normalize_content(content: Any, *, where: str) -> Any:
     """``content`` as a string: ``None`` -> ``""``, text parts joined; other values unchanged.
@@ -46,12 +51,9 @@ def normalize_content(content: Any, *, where: str) -> Any:
         kind = part.get("type") if isinstance(part, Mapping) else type(part).__name__
         text = part.get("text") if isinstance(part, Mapping) else None
         if kind not in ("text", None) or not isinstance(text, str):
+            fix = "This model reads text only: send images or files as text."
             raise RequestValidationError(
-                f"{where}[{i}] must be a text part {{'type': 'text', 'text': '...'}}; got a "
-                f"{kind!r} part. This model reads text only: send images or files as text.",
-                field=f"{where}.{i}",
-                value=kind,
-                limit="text parts only",
+                field=f"{where}.{i}", limit=_TEXT_PART, value=kind, got=f"a {kind!r} part", fix=fix
             )
         texts.append(text)
     return "\n".join(texts)
@@ -64,20 +66,13 @@ def _arguments(raw: Any, *, where: str) -> Any:
         try:
             raw = json.loads(raw)
         except json.JSONDecodeError as exc:
+            got = f"a string that is not JSON ({exc.msg} at column {exc.colno})"
             raise RequestValidationError(
-                f"{where} must be a JSON object or a JSON string of one; the string is not "
-                f"JSON ({exc.msg} at column {exc.colno})",
-                field=where,
-                value=raw[:80],
-                limit="a JSON object",
+                field=where, limit=_JSON_OR_STRING, value=raw[:80], got=got
             ) from None
     if not isinstance(raw, Mapping):
-        raise RequestValidationError(
-            f"{where} must be a JSON object (or a JSON string of one); got {type(raw).__name__}",
-            field=where,
-            value=type(raw).__name__,
-            limit="a JSON object",
-        )
+        kind = type(raw).__name__
+        raise RequestValidationError(field=where, limit=_JSON_OR_STRING, value=kind, got=kind)
     return dict(raw)
 
 
@@ -95,12 +90,7 @@ def normalize_tool_call(call: Any, *, where: str, default_id: str) -> Any:
     if isinstance(inner, Mapping):
         kind = call.get("type", "function")
         if kind != "function":
-            raise RequestValidationError(
-                f"{where}.type must be 'function'; got {kind!r}",
-                field=f"{where}.type",
-                value=kind,
-                limit="'function'",
-            )
+            raise RequestValidationError(field=f"{where}.type", limit="'function'", value=kind)
         source: Mapping[str, Any] = inner
         args_where = f"{where}.function.arguments"
     else:
@@ -108,11 +98,9 @@ def normalize_tool_call(call: Any, *, where: str, default_id: str) -> Any:
         args_where = f"{where}.arguments"
     name = source.get("name")
     if not isinstance(name, str) or not name:
+        fix = "A tool call needs the name of the tool it calls."
         raise RequestValidationError(
-            f"{where} needs the name of the tool it calls; got {name!r}",
-            field=f"{where}.name",
-            value=name,
-            limit="a non-empty string",
+            field=f"{where}.name", limit="a non-empty string", value=name, fix=fix
         )
     call_id = call.get("id")
     return {

@@ -40,6 +40,9 @@ B_INST, E_INST = "[INST]", "[/INST]"
 B_SYS, E_SYS = "<<SYS>>\n", "\n<</SYS>>\n\n"
 
 
+_ROLE_FORMS = "'system', 'user', 'assistant' or 'tool'"
+
+
 def tool_system_prompt(tools: Sequence[Tool], tool_choice: str = "auto") -> str:
     """The instruction that tells the model which tools exist and how to call them.
 
@@ -183,18 +186,16 @@ def _message_parts(message: Mapping[str, str], index: int) -> tuple[str, str]:
     content = message.get("content", "")
     if role not in ("system", "user", "assistant", "tool"):
         raise RequestValidationError(
-            f"messages[{index}].role must be 'system', 'user', 'assistant' or 'tool'; got {role!r}",
+            f"messages[{index}].role must be {_ROLE_FORMS}; got {role!r}",
             field=f"messages.{index}.role",
             value=role,
-            limit="system, user, assistant or tool",
+            limit=_ROLE_FORMS,
         )
     if not isinstance(content, str):
+        kind = type(content).__name__
+        fix = "Flatten tool calls and results first with flatten_messages()."
         raise RequestValidationError(
-            f"messages[{index}].content must be a string; got {type(content).__name__}. "
-            "Flatten tool calls and results first with flatten_messages().",
-            field=f"messages.{index}.content",
-            value=type(content).__name__,
-            limit="a string",
+            field=f"messages.{index}.content", limit="a string", value=kind, got=kind, fix=fix
         )
     return role, content
 
@@ -233,11 +234,9 @@ def llama2_chat_prompt(
         RequestValidationError: no messages, or a role/content that is not a string role/text.
     """
     if not messages:
+        fix = "Add a message to render a Llama-2 prompt."
         raise RequestValidationError(
-            "messages must contain at least one message to render a Llama-2 prompt",
-            field="messages",
-            value=[],
-            limit="at least 1 message",
+            field="messages", limit="a list of at least one message", value=[], fix=fix
         )
     turns: list[_Turn] = [_Turn()]
     for index, message in enumerate(messages):

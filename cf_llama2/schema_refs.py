@@ -71,6 +71,13 @@ def _check_expanded_size(schema: Mapping[str, Any], defs: Mapping[str, Any], whe
         )
 
 
+_REF_FIX = "It does not point into its $defs: use local definitions or write the schema out."
+_RECURSION_FIX = (
+    "Tool arguments need a finite schema: limit the nesting depth with separate models."
+)
+_REF_FORM = "a '#/$defs/<name>' pointer to an existing definition"
+
+
 def inline_refs(schema: Mapping[str, Any], *, tool: str = "") -> dict[str, Any]:
     """Replace local ``$ref`` pointers (``#/$defs/X``) with the definitions they point to.
 
@@ -116,20 +123,19 @@ def inline_refs(schema: Mapping[str, Any], *, tool: str = "") -> dict[str, Any]:
         if isinstance(ref, str):
             name = next((ref[len(p) :] for p in _REF_PREFIXES if ref.startswith(p)), None)
             if name is None or name not in defs:
+                fix = _REF_FIX
                 raise RequestValidationError(
-                    f"{where} has $ref {ref!r}, which does not point into its $defs; "
-                    "use local definitions ('#/$defs/<name>') or write the schema out",
-                    field=f"{where}.$ref",
-                    value=ref,
-                    limit="a '#/$defs/<name>' pointer to an existing definition",
+                    field=f"{where}.$ref", limit=_REF_FORM, value=ref, fix=fix
                 )
             if name in seen:
+                got = f"{ref!r}, recursive ({' -> '.join((*seen, name))})"
+                fix = _RECURSION_FIX
                 raise RequestValidationError(
-                    f"{where} is recursive ({' -> '.join((*seen, name))}); tool arguments need "
-                    "a finite schema. Limit the nesting depth with separate models.",
                     field=f"{where}.$ref",
-                    value=ref,
                     limit="a non-recursive schema",
+                    value=ref,
+                    got=got,
+                    fix=fix,
                 )
             if len(seen) >= MAX_REF_DEPTH:
                 raise _too_big(

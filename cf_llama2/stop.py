@@ -39,12 +39,9 @@ class StopFilter:
             stop = [stop]
         for i, seq in enumerate(stop):
             if not isinstance(seq, str) or not seq:
+                fix = "Remove it or give the text that should end the answer."
                 raise RequestValidationError(
-                    f"stop[{i}] must be a non-empty string; got {seq!r}. Remove it or give the "
-                    "text that should end the answer.",
-                    field=f"stop.{i}",
-                    value=seq,
-                    limit="a non-empty string",
+                    field=f"stop.{i}", limit="a non-empty string", value=seq, fix=fix
                 )
         self.stop: tuple[str, ...] = tuple(dict.fromkeys(stop))
         self.stopped = False

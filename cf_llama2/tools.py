@@ -41,6 +41,13 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _JSON_TYPES = {"string", "number", "integer", "boolean", "array", "object", "null"}
 
 
+_WRAPPED_FIX = "A wrapped tool must have type 'function'."
+_TOOL_FORMS = (
+    "a dict in the flat form {name, description, parameters} or the function-wrapped form "
+    "{type: 'function', function: {...}}"
+)
+
+
 def _bad(field: str, limit: str, given: Any) -> RequestValidationError:
     """The error for a value of the wrong kind (the message names its type)."""
     kind = type(given).__name__
@@ -198,48 +205,35 @@ def normalize_tool(tool: Any) -> Tool:
     if isinstance(tool, Tool):
         return tool
     if not isinstance(tool, Mapping):
+        kind = type(tool).__name__
+        fix = "Framework tools are converted by the adapters' bind_tools."
         raise RequestValidationError(
-            "a tool must be a dict in the flat form {name, description, parameters} or the "
-            "function-wrapped form {type: 'function', function: {...}}; got "
-            f"{type(tool).__name__}. Framework tools are converted by the adapters' bind_tools.",
-            field="tools",
-            value=type(tool).__name__,
-            limit="a flat or function-wrapped tool dict",
+            field="tools", limit=_TOOL_FORMS, value=kind, got=kind, fix=fix
         )
     if "function" in tool:
         kind = tool.get("type", "function")
         if kind != "function":
             raise RequestValidationError(
-                f"tools: a wrapped tool must have type 'function'; got {kind!r}",
-                field="tools.type",
-                value=kind,
-                limit="'function'",
+                field="tools.type", limit="'function'", value=kind, fix=_WRAPPED_FIX
             )
         inner = tool["function"]
         if not isinstance(inner, Mapping):
-            raise RequestValidationError(
-                "tools.function must be a dict {name, description, parameters}",
-                field="tools.function",
-                value=type(inner).__name__,
-                limit="a dict",
-            )
+            kind = type(inner).__name__
+            limit = "a dict {name, description, parameters}"
+            raise RequestValidationError(field="tools.function", limit=limit, value=kind, got=kind)
     else:
         inner = tool
     name = inner.get("name")
     if not isinstance(name, str) or not name:
+        fix = "Every tool needs a non-empty 'name'."
         raise RequestValidationError(
-            f"tools: every tool needs a non-empty 'name'; got {name!r}",
-            field="tools.name",
-            value=name,
-            limit="a non-empty string",
+            field="tools.name", limit="a non-empty string", value=name, fix=fix
         )
     description = inner.get("description") or ""
     if not isinstance(description, str):
+        kind = type(description).__name__
         raise RequestValidationError(
-            f"tools[{name}].description must be a string; got {type(description).__name__}",
-            field=f"tools[{name}].description",
-            value=type(description).__name__,
-            limit="a string",
+            field=f"tools[{name}].description", limit="a string", value=kind, got=kind
         )
     params = validate_parameters(inner.get("parameters"), tool=name)
     try:
@@ -258,11 +252,9 @@ def unique_tools(tools: Iterable[Tool]) -> list[Tool]:
     seen: set[str] = set()
     for t in out:
         if t.name in seen:
+            got = f"{t.name!r} used twice"
             raise RequestValidationError(
-                f"tools: the name {t.name!r} is used twice; tool names must be unique",
-                field="tools",
-                value=t.name,
-                limit="unique names",
+                field="tools", limit="a list with unique names", value=t.name, got=got
             )
         seen.add(t.name)
     return out
@@ -350,22 +342,16 @@ def normalize_tool_choice(choice: Any, tools: Sequence[Tool] | None = None) -> s
         return "auto" if choice is None else "none"
     if choice is True:
         if names is not None and len(names) != 1:
+            got = f"True, but {len(names)} were given ({', '.join(names) or 'none'})"
+            fix = "Use tool_choice='any' or a tool name."
             raise RequestValidationError(
-                f"tool_choice=True forces the one tool, but {len(names)} were given "
-                f"({', '.join(names) or 'none'}); use tool_choice='any' or a tool name",
-                field="tool_choice",
-                value=True,
-                limit="exactly one tool",
+                field="tool_choice", limit="True only with one tool", value=True, got=got, fix=fix
             )
         return "required"
     name = _choice_name(choice)
     if not isinstance(name, str) or not name:
-        raise RequestValidationError(
-            f"tool_choice must be {_CHOICE_FORMS}; got {choice!r}",
-            field="tool_choice",
-            value=repr(choice),
-            limit=_CHOICE_FORMS,
-        )
+        got = repr(choice)
+        raise RequestValidationError(field="tool_choice", limit=_CHOICE_FORMS, value=got, got=got)
     word = _CHOICE_WORDS.get(name.lower())
     if names is None or word in ("auto", "none"):
         return word or name

@@ -51,6 +51,13 @@ _AI_SKIPPED_BLOCKS = (
 )
 
 
+_TEXT_ONLY_FIX = (
+    "Llama 2 chat takes text only. Pass the content as a string or as text blocks "
+    "({'type': 'text', 'text': ...}); describe images, audio or files in text instead."
+)
+_MESSAGE_TYPES = "a SystemMessage, HumanMessage, AIMessage, ToolMessage or ChatMessage"
+
+
 def content_to_text(content: str | list[str | dict[str, Any]], *, where: str = "content") -> str:
     """Join string content or a list of text blocks into one string.
 
@@ -69,24 +76,15 @@ def content_to_text(content: str | list[str | dict[str, Any]], *, where: str = "
             parts.append(block)
             continue
         if not isinstance(block, Mapping):
-            raise RequestValidationError(
-                f"{where}[{i}] must be a string or a content block dict; got "
-                f"{type(block).__name__}",
-                field=f"{where}[{i}]",
-                value=type(block).__name__,
-                limit="a string or a text block",
-            )
+            kind = type(block).__name__
+            limit = "a string or a content block dict"
+            raise RequestValidationError(field=f"{where}[{i}]", limit=limit, value=kind, got=kind)
         kind = block.get("type")
         if kind in _TEXT_BLOCKS:
             parts.append(str(block.get("text", "")))
             continue
         raise RequestValidationError(
-            f"{where}[{i}] is a {kind!r} block; Llama 2 chat takes text only. Pass the content "
-            "as a string or as text blocks ({'type': 'text', 'text': ...}); describe images, "
-            "audio or files in text instead.",
-            field=f"{where}[{i}].type",
-            value=kind,
-            limit="'text'",
+            field=f"{where}[{i}].type", limit="'text'", value=kind, fix=_TEXT_ONLY_FIX
         )
     return "".join(parts)
 
@@ -112,12 +110,9 @@ def _core_calls(message: AIMessage, where: str) -> list[ToolCall]:
     for i, call in enumerate(message.tool_calls):
         args = call.get("args") or {}
         if not isinstance(args, Mapping):
-            raise RequestValidationError(
-                f"{where}.tool_calls[{i}].args must be a dict; got {type(args).__name__}",
-                field=f"{where}.tool_calls[{i}].args",
-                value=type(args).__name__,
-                limit="a dict",
-            )
+            kind = type(args).__name__
+            field = f"{where}.tool_calls[{i}].args"
+            raise RequestValidationError(field=field, limit="a dict", value=kind, got=kind)
         call_id = call.get("id") or f"call_{i}"
         calls.append(ToolCall(id=call_id, name=call["name"], arguments=dict(args)))
     return calls
@@ -178,13 +173,8 @@ def message_to_core(
                 limit=", ".join(sorted(CHAT_ROLES)),
             )
         return Message(role=role, content=content_to_text(message.content, where=text_where))  # type: ignore[arg-type]
-    raise RequestValidationError(
-        f"{where} is a {type(message).__name__}, which cf-llama2 cannot send; use "
-        "SystemMessage, HumanMessage, AIMessage, ToolMessage or ChatMessage",
-        field=where,
-        value=type(message).__name__,
-        limit="a system, human, AI, tool or chat message",
-    )
+    kind = type(message).__name__
+    raise RequestValidationError(field=where, limit=_MESSAGE_TYPES, value=kind, got=kind)
 
 
 def messages_to_core(messages: Sequence[BaseMessage]) -> list[Message]:

@@ -19,6 +19,12 @@ from cf_llama2.tools import Tool, normalize_tool, normalize_tool_choice, normali
 __all__ = ["convert_tool", "convert_tool_choice", "convert_tools"]
 
 
+_TOOL_FORMS_FIX = (
+    "Pass a BaseTool, an @tool function, a typed Python function with a docstring, a pydantic "
+    "class, a TypedDict, a JSON schema, or a tool dict."
+)
+
+
 def _is_flat_dict(tool: Mapping[str, Any]) -> bool:
     """A Workers AI flat tool ``{name, description, parameters}`` (not a bare JSON schema)."""
     return isinstance(tool.get("name"), str) and "parameters" in tool and "properties" not in tool
@@ -69,13 +75,10 @@ def convert_tool(tool: Any) -> Tool:
     try:
         openai_tool = convert_to_openai_tool(tool)
     except (ValueError, TypeError) as exc:
+        kind = type(tool).__name__
+        fix = f"bind_tools cannot turn {kind} into a tool ({exc}). {_TOOL_FORMS_FIX}"
         raise RequestValidationError(
-            f"bind_tools: cannot turn {type(tool).__name__} into a tool ({exc}). Pass a BaseTool, "
-            "an @tool function, a typed Python function with a docstring, a pydantic class, a "
-            "TypedDict, a JSON schema, or a tool dict.",
-            field="tools",
-            value=type(tool).__name__,
-            limit="a tool LangChain can describe",
+            field="tools", limit="a tool LangChain can describe", value=kind, got=kind, fix=fix
         ) from None
     function = dict(openai_tool["function"])
     function["parameters"] = _strip_titles(function.get("parameters") or {})

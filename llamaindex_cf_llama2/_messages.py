@@ -59,6 +59,17 @@ _ROLES: dict[str, Role] = {
 }
 
 
+_BLOCKS = "text, tool_call, thinking, citation or cache-point blocks"
+_TEXT_ONLY_FIX = (
+    "Llama 2 reads text only. Describe the content in a TextBlock instead (for documents, "
+    "extract their text first)."
+)
+_TOOL_ANSWER_FIX = (
+    "Tool calls need role 'assistant': only assistant messages call tools (a tool's answer "
+    "is a role='tool' message with additional_kwargs={'tool_call_id': ...})."
+)
+
+
 def _role(message: ChatMessage, where: str) -> Role:
     value = message.role.value if isinstance(message.role, MessageRole) else str(message.role)
     role = _ROLES.get(value)
@@ -82,22 +93,15 @@ def _arguments(value: Any, where: str) -> dict[str, Any]:
         try:
             parsed = json.loads(value)
         except json.JSONDecodeError as exc:
+            got = f"text that is not valid JSON ({exc.msg} at char {exc.pos}): {value[:80]!r}"
             raise RequestValidationError(
-                f"{where} must be a JSON object; the text is not valid JSON ({exc.msg} at char "
-                f"{exc.pos}): {value[:80]!r}",
-                field=where,
-                value=value[:80],
-                limit="a JSON object",
+                field=where, limit="a JSON object", value=value[:80], got=got
             ) from None
         if isinstance(parsed, dict):
             return parsed
         value = parsed
-    raise RequestValidationError(
-        f"{where} must be a JSON object (a dict); got {type(value).__name__}",
-        field=where,
-        value=type(value).__name__,
-        limit="a JSON object",
-    )
+    kind = type(value).__name__
+    raise RequestValidationError(field=where, limit="a JSON object (a dict)", value=kind, got=kind)
 
 
 def _legacy_call(raw: Any, where: str, default_id: str) -> ToolCall:
@@ -110,11 +114,9 @@ def _legacy_call(raw: Any, where: str, default_id: str) -> ToolCall:
     source = function if function is not None else raw
     name = get(source, "name")
     if not isinstance(name, str) or not name:
+        fix = "Every tool call needs a tool name."
         raise RequestValidationError(
-            f"{where}.name: every tool call needs a tool name; got {name!r}",
-            field=f"{where}.name",
-            value=name,
-            limit="a non-empty string",
+            field=f"{where}.name", limit="a non-empty string", value=name, fix=fix
         )
     arguments = get(source, "arguments")
     if arguments is None:
@@ -127,12 +129,9 @@ def _legacy_call(raw: Any, where: str, default_id: str) -> ToolCall:
 
 def _unsupported(block: Any, where: str) -> RequestValidationError:
     kind = getattr(block, "block_type", type(block).__name__)
+    got = f"a {kind!r} block"
     return RequestValidationError(
-        f"{where} is a {kind!r} block; Llama 2 reads text only. Describe the content in a "
-        "TextBlock instead (for documents, extract their text first).",
-        field=where,
-        value=kind,
-        limit="text, tool_call, thinking, citation or cache-point blocks",
+        field=where, limit=_BLOCKS, value=kind, got=got, fix=_TEXT_ONLY_FIX
     )
 
 
@@ -185,25 +184,19 @@ def to_core_message(
     legacy = extra.get("tool_calls")
     if legacy and not calls:
         if not isinstance(legacy, Sequence) or isinstance(legacy, (str, bytes)):
+            kind = type(legacy).__name__
+            field = f"{where}.additional_kwargs.tool_calls"
             raise RequestValidationError(
-                f"{where}.additional_kwargs.tool_calls must be a list of tool calls; got "
-                f"{type(legacy).__name__}",
-                field=f"{where}.additional_kwargs.tool_calls",
-                value=type(legacy).__name__,
-                limit="a list",
+                field=field, limit="a list of tool calls", value=kind, got=kind
             )
         calls = [
             _legacy_call(raw, f"{where}.additional_kwargs.tool_calls[{k}]", f"call_{index}_{k}")
             for k, raw in enumerate(legacy)
         ]
     if calls and role != "assistant":
+        limit = "'assistant' for messages with tool calls"
         raise RequestValidationError(
-            f"{where} has role {role!r} but carries tool calls; only assistant messages call "
-            "tools (a tool's answer is a role='tool' message with "
-            "additional_kwargs={'tool_call_id': ...})",
-            field=f"{where}.role",
-            value=role,
-            limit="'assistant' for messages with tool calls",
+            field=f"{where}.role", limit=limit, value=role, fix=_TOOL_ANSWER_FIX
         )
     tool_call_id: str | None = None
     name: str | None = None
@@ -234,12 +227,10 @@ def to_core_messages(messages: Sequence[ChatMessage]) -> list[Message]:
     call_names: dict[str, str] = {}
     for index, message in enumerate(messages):
         if not isinstance(message, ChatMessage):
+            kind = type(message).__name__
+            limit = "a llama_index ChatMessage"
             raise RequestValidationError(
-                f"messages[{index}] must be a llama_index ChatMessage; got "
-                f"{type(message).__name__}",
-                field=f"messages[{index}]",
-                value=type(message).__name__,
-                limit="a ChatMessage",
+                field=f"messages[{index}]", limit=limit, value=kind, got=kind
             )
         core = to_core_message(message, index=index, call_names=call_names)
         for call in core.tool_calls:

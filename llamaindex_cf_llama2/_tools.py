@@ -17,6 +17,12 @@ from cf_llama2.tools import Tool, normalize_tool, normalize_tool_choice, unique_
 __all__ = ["resolve_tool_choice", "to_core_tool", "to_core_tools"]
 
 
+_TOOL_FORMS = (
+    "a LlamaIndex tool (FunctionTool, QueryEngineTool, any BaseTool), a flat dict "
+    "{name, description, parameters} or a function-wrapped dict {type: 'function', function: {...}}"
+)
+
+
 def to_core_tool(tool: Any) -> Tool:
     """Convert one LlamaIndex tool, tool dict or core tool into a core :class:`Tool`.
 
@@ -39,16 +45,9 @@ def to_core_tool(tool: Any) -> Tool:
     if callable(to_openai_tool):
         spec = to_openai_tool(skip_length_check=True)
         return normalize_tool(spec)
-    raise RequestValidationError(
-        "a tool must be a LlamaIndex tool (FunctionTool, QueryEngineTool, any BaseTool), a flat "
-        "dict {name, description, parameters} or a function-wrapped dict "
-        "{type: 'function', function: {...}}; got "
-        f"{type(tool).__name__}. Wrap plain functions with "
-        "llama_index.core.tools.FunctionTool.from_defaults(fn).",
-        field="tools",
-        value=type(tool).__name__,
-        limit="a LlamaIndex tool or a tool dict",
-    )
+    kind = type(tool).__name__
+    fix = "Wrap plain functions with llama_index.core.tools.FunctionTool.from_defaults(fn)."
+    raise RequestValidationError(field="tools", limit=_TOOL_FORMS, value=kind, got=kind, fix=fix)
 
 
 def to_core_tools(tools: Iterable[Any] | None) -> list[Tool]:
@@ -79,11 +78,12 @@ def resolve_tool_choice(tool_choice: Any, tool_required: bool, tools: Sequence[T
     choice = normalize_tool_choice(tool_choice)  # the form; the tools are checked below
     if tool_required:
         if choice == "none":
+            fix = "tool_required=True contradicts tool_choice='none': drop one of them."
             raise RequestValidationError(
-                "tool_required=True contradicts tool_choice='none'; drop one of them",
                 field="tool_choice",
-                value=choice,
                 limit="not 'none' when tool_required=True",
+                value=choice,
+                fix=fix,
             )
         if choice == "auto":
             choice = "required"

@@ -139,27 +139,21 @@ def _parse_options(header: str | None) -> dict[str, Any]:
     try:
         options = json.loads(header)
     except json.JSONDecodeError as exc:
+        got = f"text that is not JSON ({exc.msg})"
+        limit = "a JSON object with tool_choice, stop and/or response_format"
         raise RequestValidationError(
-            f"the {OPTIONS_HEADER} header must be a JSON object; it is not JSON ({exc.msg})",
-            field=OPTIONS_HEADER,
-            value=header[:80],
-            limit="a JSON object with tool_choice, stop and/or response_format",
+            field=OPTIONS_HEADER, limit=limit, value=header[:80], got=got
         ) from None
     if not isinstance(options, dict):
+        kind = type(options).__name__
         raise RequestValidationError(
-            f"the {OPTIONS_HEADER} header must be a JSON object; got {type(options).__name__}",
-            field=OPTIONS_HEADER,
-            value=type(options).__name__,
-            limit="a JSON object",
+            field=OPTIONS_HEADER, limit="a JSON object", value=kind, got=kind
         )
     unknown = sorted(set(options) - _OPTION_KEYS)
     if unknown:
+        limit = f"a JSON object with only the keys {', '.join(sorted(_OPTION_KEYS))}"
         raise RequestValidationError(
-            f"the {OPTIONS_HEADER} header has unknown keys {unknown}; allowed: "
-            f"{sorted(_OPTION_KEYS)}",
-            field=OPTIONS_HEADER,
-            value=unknown,
-            limit=", ".join(sorted(_OPTION_KEYS)),
+            field=OPTIONS_HEADER, limit=limit, value=unknown, got=f"unknown keys {unknown}"
         )
     return options
 
@@ -231,11 +225,9 @@ def body_to_request(
         if key == "tool_choice":
             value = normalize_tool_choice(value)
         if key == "tool_choice" and "messages" not in data:
+            fix = "tool_choice applies to the messages shape only; this body has 'prompt'."
             raise RequestValidationError(
-                "tool_choice applies to the messages shape only; this body has 'prompt'",
-                field="tool_choice",
-                value=value,
-                limit="messages requests only",
+                field="tool_choice", limit="absent on a prompt body", value=value, fix=fix
             )
         data[key] = value
     request = parse_request(data)
