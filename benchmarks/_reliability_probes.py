@@ -26,8 +26,8 @@ import httpx
 
 from cf_llama2.backends.base import BackendInfo
 from cf_llama2.errors import CfLlama2Error
-from cf_llama2.reducer import areduce_events
 from cf_llama2.schema import ChatResult, EndEvent, Request, StreamEvent, TextDelta
+from cf_llama2.schema.reducer import areduce_events
 
 MODEL = "@cf/meta/llama-2-7b-chat-int8"
 

@@ -76,8 +76,8 @@ QUESTION = "What is the weather in Paris right now? Answer in celsius."
 def _case(backend: Any, tokenizer: Any, tools: list[dict[str, Any]], choice: str) -> dict[str, Any]:
     """The two variants (and facts) for one forced-call request."""
     from cf_llama2.backends.local.generation import generate_events
-    from cf_llama2.reducer import reduce_events
     from cf_llama2.schema import ChatRequest
+    from cf_llama2.schema.reducer import reduce_events
 
     request = ChatRequest(
         messages=[{"role": "user", "content": QUESTION}],

@@ -35,8 +35,8 @@ def _ours(model: Any, tokenizer: Any, n: int) -> dict[str, Callable[[], str]]:
     from llama_index.core.base.llms.types import ChatMessage
 
     from cf_llama2.backends.local import LocalBackend
-    from cf_llama2.reducer import reduce_events
     from cf_llama2.schema import ChatRequest
+    from cf_llama2.schema.reducer import reduce_events
     from langchain_cf_llama2 import ChatCloudflareLlama2
     from llamaindex_cf_llama2 import CloudflareLlama2
 

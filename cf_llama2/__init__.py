@@ -29,7 +29,6 @@ from .errors import (
     RequestValidationError,
     ServerError,
 )
-from .reducer import reduce_events
 from .schema import (
     ChatRequest,
     ChatResult,
@@ -45,6 +44,7 @@ from .schema import (
     UsageEvent,
     parse_request,
 )
+from .schema.reducer import reduce_events
 from .tools import FunctionDef, Tool, normalize_tool
 
 if TYPE_CHECKING:

@@ -22,7 +22,6 @@ from typing import Any
 
 from .backends.base import BackendInfo
 from .errors import ConfigurationError
-from .reducer import reduce_events
 from .schema import (
     ChatResult,
     EndEvent,
@@ -34,6 +33,7 @@ from .schema import (
     Usage,
     UsageEvent,
 )
+from .schema.reducer import reduce_events
 
 __all__ = ["Script", "ScriptedBackend", "result_to_events", "tool_call"]
 

@@ -15,9 +15,9 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
 
-from cf_llama2.reducer import StreamReducer
 from cf_llama2.schema import ChatResult, EndEvent, StreamEvent, TextDelta, ToolCallDelta, Usage
 from cf_llama2.schema import UsageEvent as CoreUsageEvent
+from cf_llama2.schema.reducer import StreamReducer
 
 __all__ = [
     "ChunkConverter",
@@ -74,7 +74,7 @@ class ChunkConverter:
 
     Usage is held back until the end event, so that exactly one chunk (the last) carries the
     usage, the model name and the finish reason. The events are also folded by the core
-    :class:`~cf_llama2.reducer.StreamReducer`, so :meth:`result` equals what the non-streamed
+    :class:`~cf_llama2.schema.reducer.StreamReducer`, so :meth:`result` equals what the non-streamed
     call would return, and a stream cut short raises
     :class:`~cf_llama2.errors.IncompleteStreamError`.
     """

@@ -18,8 +18,8 @@ from langchain_core.language_models import BaseLLM, LangSmithParams
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 from pydantic import ConfigDict
 
-from cf_llama2.reducer import StreamReducer
 from cf_llama2.schema import ChatResult, PromptRequest, TextDelta, Usage
+from cf_llama2.schema.reducer import StreamReducer
 
 from ._params import CloudflareLlama2Params, sampling_overrides
 

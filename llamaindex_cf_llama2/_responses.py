@@ -5,10 +5,10 @@ Like other LlamaIndex LLMs, a response carries the token counts in ``additional_
 dict with ``response``, ``tool_calls``, ``invalid_tool_calls``, ``usage``, ``finish_reason`` and
 ``model`` (``raw["usage"]`` is what LlamaIndex's token counter reads).
 
-Streams are folded by the core :class:`~cf_llama2.reducer.StreamReducer`, so the last streamed
-response is exactly the non-streamed one. Intermediate chunks carry the text so far, the text
-``delta``, and the tool calls so far as ``ToolCallBlock`` whose ``tool_kwargs`` is the partial
-JSON text received until then; the final chunk (``delta=""``) carries the complete calls.
+Streams are folded by the core :class:`~cf_llama2.schema.reducer.StreamReducer`, so the last
+streamed response is exactly the non-streamed one. Intermediate chunks carry the text so far,
+the text ``delta``, and the tool calls so far as ``ToolCallBlock`` whose ``tool_kwargs`` is the
+partial JSON text received until then; the final chunk (``delta=""``) carries the complete calls.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from llama_index.core.base.llms.types import (
     ToolCallBlock,
 )
 
-from cf_llama2.reducer import StreamReducer
 from cf_llama2.schema import (
     ChatResult,
     EndEvent,
@@ -33,6 +32,7 @@ from cf_llama2.schema import (
     ToolCallDelta,
     Usage,
 )
+from cf_llama2.schema.reducer import StreamReducer
 
 from ._messages import assistant_message, invalid_call_to_dict, tool_call_to_openai
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..backends.base import Backend
-from ..reducer import StreamReducer
 from ..schema import ChatRequest, ChatResult, InvalidToolCall, ToolCall
+from ..schema.reducer import StreamReducer
 from ._common import EXIT_OK, UsageError, float_arg, non_negative_int, positive_int
 
 __all__ = ["LOCAL_DEFAULTS", "add_chat_command"]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..reducer import StreamReducer, finish_tool_call
 from ..schema import FinishReason, InvalidToolCall, TextDelta, ToolCall, ToolCallDelta
+from ..schema.reducer import StreamReducer, finish_tool_call
 from ..tools import Tool
 from ._markers import MarkerText
 from .shape import new_tool_call_id

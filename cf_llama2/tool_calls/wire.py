@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..reducer import finish_tool_call
 from ..schema import InvalidToolCall, ToolCall
+from ..schema.reducer import finish_tool_call
 from ..tools import Tool
 from .shape import (
     ARGUMENT_KEYS,

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .. import stop, tool_calls
+from .. import tool_calls
 from ..errors import BadResponseError, error_from_response
 from ..schema import (
     EndEvent,
@@ -18,6 +18,7 @@ from ..schema import (
     ToolCallDelta,
     Usage,
     UsageEvent,
+    stop,
 )
 from .envelope import _is_failure, envelope_result
 from .request import sent_tools

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 from ...errors import ConfigurationError
-from ...reducer import areduce_events, reduce_events
 from ...schema import ChatResult, Request, StreamEvent, parse_request
+from ...schema.reducer import areduce_events, reduce_events
 from ..base import BackendInfo
 from .batching import BatchedModelRunner, Runner
 from .call_shaping import DEFAULT_SHAPING, ToolCallShaping

@@ -36,7 +36,7 @@ from ...schema import (
     Usage,
     UsageEvent,
 )
-from ...stop import StopFilter
+from ...schema.stop import StopFilter
 from ...tool_calls import ToolCallStreamParser, new_tool_call_id
 from ...tools import Tool
 from .call_shaping import DEFAULT_SHAPING, ToolCallShaping

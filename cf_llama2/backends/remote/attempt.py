@@ -13,8 +13,8 @@ from collections.abc import AsyncIterable, Iterable
 import httpx
 
 from ...errors import APIError, IncompleteStreamError
-from ...reducer import reduce_events
 from ...schema import ChatResult, StreamEvent
+from ...schema.reducer import reduce_events
 from .deadline import Deadline, DeadlineExceeded
 from .exchange import PreparedCall, StreamDecoder, answer_events, response_error, transport_error
 

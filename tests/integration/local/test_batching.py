@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from cf_llama2 import ChatRequest
-from cf_llama2.reducer import reduce_events
+from cf_llama2.schema.reducer import reduce_events
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,8 @@ import jsonschema
 import pytest
 
 from cf_llama2 import ChatRequest, PromptRequest
-from cf_llama2.reducer import reduce_events
 from cf_llama2.schema import TextDelta
+from cf_llama2.schema.reducer import reduce_events
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from cf_llama2 import (
     UsageEvent,
     reduce_events,
 )
-from cf_llama2.reducer import areduce_events, finish_tool_call
+from cf_llama2.schema.reducer import areduce_events, finish_tool_call
 
 
 def test_text_usage_and_finish() -> None:

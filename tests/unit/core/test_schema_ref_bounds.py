@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from cf_llama2.errors import RequestValidationError
-from cf_llama2.schema_refs import MAX_INLINED_NODES, MAX_REF_DEPTH, inline_refs
+from cf_llama2.tools._refs import MAX_INLINED_NODES, MAX_REF_DEPTH, inline_refs
 
 
 def _fan_out(levels: int) -> dict[str, Any]:

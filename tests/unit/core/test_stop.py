@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pytest
 
 from cf_llama2.errors import RequestValidationError
-from cf_llama2.stop import StopFilter
+from cf_llama2.schema.stop import StopFilter
 
 
 def run(stop: Sequence[str], chunks: Sequence[str]) -> tuple[str, StopFilter]:

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from cf_llama2.reducer import reduce_events
 from cf_llama2.schema import (
     ChatResult,
     EndEvent,
@@ -20,6 +19,7 @@ from cf_llama2.schema import (
     ToolCall,
     ToolCallDelta,
 )
+from cf_llama2.schema.reducer import reduce_events
 from cf_llama2.tool_calls import (
     ToolCallStreamParser,
     parse_text,

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cf_llama2.reducer import StreamReducer, finish_tool_call
 from cf_llama2.schema import InvalidToolCall, ToolCall
+from cf_llama2.schema.reducer import StreamReducer, finish_tool_call
 from cf_llama2.tool_calls import ToolCallStreamParser, calls_from_wire, parse_text
 from cf_llama2.tools import normalize_tool
 

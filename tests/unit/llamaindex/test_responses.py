@@ -6,7 +6,6 @@ import pytest
 from llama_index.core.base.llms.types import TextBlock, ToolCallBlock
 
 from cf_llama2.errors import IncompleteStreamError
-from cf_llama2.reducer import reduce_events
 from cf_llama2.schema import (
     ChatResult,
     EndEvent,
@@ -17,6 +16,7 @@ from cf_llama2.schema import (
     Usage,
     UsageEvent,
 )
+from cf_llama2.schema.reducer import reduce_events
 from cf_llama2.testing import result_to_events
 from llamaindex_cf_llama2._responses import (
     ChatStreamConverter,

@@ -10,8 +10,8 @@ from llama_index.core.tools import FunctionTool, QueryEngineTool
 from pydantic import BaseModel, Field
 
 from cf_llama2.errors import RequestValidationError
-from cf_llama2.schema_refs import inline_refs
 from cf_llama2.tools import Tool
+from cf_llama2.tools._refs import inline_refs
 from llamaindex_cf_llama2._tools import (
     resolve_tool_choice,
     to_core_tool,

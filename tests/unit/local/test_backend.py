@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 
 from cf_llama2 import ChatRequest, PromptRequest, RequestTooLargeError, RequestValidationError
-from cf_llama2.reducer import reduce_events
 from cf_llama2.schema import EndEvent, TextDelta, UsageEvent
+from cf_llama2.schema.reducer import reduce_events
 
 WEATHER = {
     "name": "get_weather",

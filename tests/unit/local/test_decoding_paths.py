@@ -11,8 +11,8 @@ import pytest
 
 from cf_llama2 import ChatRequest
 from cf_llama2.backends.local.batching import StepRunner
-from cf_llama2.reducer import reduce_events
 from cf_llama2.schema import TextDelta, ToolCallDelta
+from cf_llama2.schema.reducer import reduce_events
 
 CITY = {
     "name": "get_weather",

@@ -28,7 +28,6 @@ from cf_llama2.errors import (
     RequestTooLargeError,
     ServerError,
 )
-from cf_llama2.reducer import reduce_events
 from cf_llama2.schema import (
     ChatRequest,
     ChatResult,
@@ -39,6 +38,7 @@ from cf_llama2.schema import (
     ToolCallDelta,
     UsageEvent,
 )
+from cf_llama2.schema.reducer import reduce_events
 from tests.support.workers_ai_fake import (
     Gate,
     Reply,

@@ -18,7 +18,6 @@ from cf_llama2.errors import (
     ServerError,
     WorkersAIErrorDetail,
 )
-from cf_llama2.reducer import reduce_events
 from cf_llama2.schema import (
     ChatRequest,
     ChatResult,
@@ -31,6 +30,7 @@ from cf_llama2.schema import (
     Usage,
     UsageEvent,
 )
+from cf_llama2.schema.reducer import reduce_events
 from cf_llama2.wire import (
     PendingPayload,
     SSEEncoder,

@@ -7,7 +7,6 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 
 from cf_llama2.backends.base import BackendInfo
-from cf_llama2.reducer import areduce_events, reduce_events
 from cf_llama2.schema import (
     ChatRequest,
     ChatResult,
@@ -18,6 +17,7 @@ from cf_llama2.schema import (
     Usage,
     UsageEvent,
 )
+from cf_llama2.schema.reducer import areduce_events, reduce_events
 
 
 def _prompt_text(request: Request) -> str:

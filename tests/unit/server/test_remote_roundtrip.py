@@ -16,7 +16,6 @@ from cf_llama2.errors import (
     RateLimitError,
     RequestTooLargeError,
 )
-from cf_llama2.reducer import reduce_events
 from cf_llama2.schema import (
     ChatRequest,
     ChatResult,
@@ -27,6 +26,7 @@ from cf_llama2.schema import (
     Usage,
     UsageEvent,
 )
+from cf_llama2.schema.reducer import reduce_events
 from cf_llama2.server import ServerHandle, serve_in_thread
 from cf_llama2.testing import Script, ScriptedBackend, tool_call
 

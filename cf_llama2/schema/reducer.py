@@ -10,8 +10,8 @@ import json
 from collections.abc import AsyncIterable, Iterable
 from dataclasses import dataclass, field
 
-from .errors import IncompleteStreamError
-from .schema import (
+from ..errors import IncompleteStreamError
+from . import (
     ChatResult,
     EndEvent,
     FinishReason,

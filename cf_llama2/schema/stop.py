@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .errors import RequestValidationError
+from ..errors import RequestValidationError
 
 __all__ = ["StopFilter"]
 

@@ -23,7 +23,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import RequestValidationError
+from ..errors import RequestValidationError
 
 __all__ = ["normalize_content", "normalize_messages", "normalize_tool_call"]
 

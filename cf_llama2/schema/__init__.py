@@ -11,7 +11,7 @@ backends' docs for how the remote one emulates them).
 
 Results: :class:`ChatResult` (text, tool calls, usage, finish reason). Streams are sequences of
 :data:`StreamEvent`: :class:`TextDelta`, :class:`ToolCallDelta`, :class:`UsageEvent` and a final
-:class:`EndEvent`. :func:`cf_llama2.reducer.reduce_events` folds a stream into a result; the
+:class:`EndEvent`. :func:`cf_llama2.schema.reducer.reduce_events` folds a stream into a result; the
 non-streaming paths return exactly what that reducer returns.
 """
 
@@ -29,10 +29,8 @@ from pydantic import (
     model_validator,
 )
 
-from ._validation import from_pydantic
-from .errors import RequestValidationError
-from .message_shapes import normalize_content, normalize_messages, normalize_tool_call
-from .tools import (
+from ..errors import RequestValidationError
+from ..tools import (
     FunctionDef,
     Tool,
     normalize_functions,
@@ -40,6 +38,8 @@ from .tools import (
     normalize_tool_choice,
     normalize_tools,
 )
+from ..tools._validation import from_pydantic
+from ._message_shapes import normalize_content, normalize_messages, normalize_tool_call
 
 __all__ = [
     "MAX_TEXT",
@@ -119,8 +119,8 @@ class Message(_Strict):
 
     ``tool_calls`` (assistant) and ``tool_call_id``/``name`` (tool) are not wire fields: the
     remote backend renders them into ``content``, the local backend into the prompt. Clients'
-    shapes are accepted (see :mod:`cf_llama2.message_shapes`): ``content`` ``None`` or a list of
-    text parts, OpenAI-shaped tool calls, arguments as a JSON string, calls without ids.
+    shapes are accepted (see :mod:`cf_llama2.schema._message_shapes`): ``content`` ``None`` or a
+    list of text parts, OpenAI-shaped tool calls, arguments as a JSON string, calls without ids.
     """
 
     role: Role

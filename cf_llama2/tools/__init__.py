@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..errors import RequestValidationError
+from ._refs import inline_refs
 from ._validation import from_pydantic
-from .errors import RequestValidationError
-from .schema_refs import inline_refs
 
 __all__ = [
     "FunctionDef",
@@ -57,7 +57,7 @@ def _bad(field: str, limit: str, given: Any) -> RequestValidationError:
 def validate_parameters(parameters: Any, *, tool: str = "") -> dict[str, Any]:
     """Check a tool's parameters JSON schema and return a normalised copy.
 
-    Local ``$ref`` pointers are written out first (:func:`cf_llama2.schema_refs.inline_refs`), so
+    Local ``$ref`` pointers are written out first (:func:`cf_llama2.tools._refs.inline_refs`), so
     the result is self-contained. Rules (each violation raises :class:`RequestValidationError`
     naming the tool and the key):
     ``type`` is ``"object"`` (added when missing), ``properties`` is a mapping of schemas (empty

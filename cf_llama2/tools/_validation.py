@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .errors import RequestValidationError
+from ..errors import RequestValidationError
 
 __all__ = ["FIELD_LIMITS", "from_pydantic"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import RequestValidationError
+from ..errors import RequestValidationError
 
 __all__ = ["MAX_INLINED_NODES", "MAX_REF_DEPTH", "inline_refs"]
 
