@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ __all__ = [
     "format_tool_calls",
     "format_tool_result",
     "llama2_chat_prompt",
+    "name_tool_results",
     "tool_system_prompt",
 ]
 
@@ -112,6 +113,25 @@ def is_rendered_tool_result(content: str) -> bool:
     return bool(_RENDERED_RESULT.match(content))
 
 
+def name_tool_results(messages: Iterable[Message]) -> list[Message]:
+    """The messages, each tool result without a ``name`` named after the call it answers.
+
+    The name comes from the earlier assistant call whose id is the result's ``tool_call_id``;
+    a result that names its tool, or whose call is not in the conversation, is kept as it is.
+    """
+    names_by_id: dict[str, str] = {}
+    out: list[Message] = []
+    for msg in messages:
+        for call in msg.tool_calls:
+            names_by_id[call.id] = call.name
+        if msg.role == "tool" and not msg.name:
+            name = names_by_id.get(msg.tool_call_id or "")
+            if name:
+                msg = msg.model_copy(update={"name": name})
+        out.append(msg)
+    return out
+
+
 def flatten_messages(
     messages: Sequence[Message],
     *,
@@ -134,17 +154,14 @@ def flatten_messages(
     Raises:
         RequestValidationError: ``tool_choice`` names no tool in ``tools``.
     """
-    names_by_id: dict[str, str] = {}
     out: list[dict[str, str]] = []
-    for msg in messages:
+    for msg in name_tool_results(messages):
         if msg.role == "assistant" and msg.tool_calls:
-            for call in msg.tool_calls:
-                names_by_id[call.id] = call.name
             calls = format_tool_calls(msg.tool_calls)
             content = f"{msg.content}\n{calls}" if msg.content else calls
             out.append({"role": "assistant", "content": content})
         elif msg.role == "tool":
-            name = msg.name or names_by_id.get(msg.tool_call_id or "")
+            name = msg.name
             if not msg.tool_call_id and not name and is_rendered_tool_result(msg.content):
                 content = msg.content
             else:

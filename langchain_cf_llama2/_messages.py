@@ -22,6 +22,7 @@ from langchain_core.messages import (
 )
 
 from cf_llama2.errors import RequestValidationError
+from cf_llama2.prompt import name_tool_results
 from cf_llama2.schema import Message, ToolCall
 
 __all__ = ["CHAT_ROLES", "content_to_text", "message_to_core", "messages_to_core"]
@@ -125,15 +126,12 @@ def _tool_result_text(message: ToolMessage | FunctionMessage, where: str) -> str
     return text
 
 
-def message_to_core(
-    message: BaseMessage, *, index: int = 0, tool_names: Mapping[str, str] | None = None
-) -> Message:
+def message_to_core(message: BaseMessage, *, index: int = 0) -> Message:
     """Convert one LangChain message to a core :class:`~cf_llama2.schema.Message`.
 
     Args:
         message: the LangChain message.
         index: its position, used in error messages.
-        tool_names: tool-call id -> tool name, to name a ``ToolMessage`` that has no ``name``.
 
     Raises:
         RequestValidationError: an unsupported message type, role or content block.
@@ -151,12 +149,11 @@ def message_to_core(
             tool_calls=_core_calls(message, where),
         )
     if isinstance(message, ToolMessage):
-        name = message.name or (tool_names or {}).get(message.tool_call_id)
         return Message(
             role="tool",
             content=_tool_result_text(message, text_where),
             tool_call_id=message.tool_call_id,
-            name=name,
+            name=message.name,
         )
     if isinstance(message, FunctionMessage):
         return Message(
@@ -179,11 +176,4 @@ def message_to_core(
 
 def messages_to_core(messages: Sequence[BaseMessage]) -> list[Message]:
     """Convert a conversation; tool results are named after the call they answer."""
-    tool_names: dict[str, str] = {}
-    out: list[Message] = []
-    for i, message in enumerate(messages):
-        converted = message_to_core(message, index=i, tool_names=tool_names)
-        for call in converted.tool_calls:
-            tool_names[call.id] = call.name
-        out.append(converted)
-    return out
+    return name_tool_results(message_to_core(m, index=i) for i, m in enumerate(messages))

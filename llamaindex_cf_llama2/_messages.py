@@ -37,6 +37,7 @@ from llama_index.core.base.llms.types import (
 )
 
 from cf_llama2.errors import RequestValidationError
+from cf_llama2.prompt import name_tool_results
 from cf_llama2.schema import ChatResult, InvalidToolCall, Message, Role, ToolCall
 
 __all__ = [
@@ -148,15 +149,12 @@ def _block_text(block: Any, where: str) -> str | None:
     raise _unsupported(block, where)
 
 
-def to_core_message(
-    message: ChatMessage, *, index: int = 0, call_names: Mapping[str, str] | None = None
-) -> Message:
+def to_core_message(message: ChatMessage, *, index: int = 0) -> Message:
     """Convert one ``ChatMessage`` into a core :class:`Message`.
 
     Args:
         message: the LlamaIndex message.
         index: its position in the conversation (used in error fields and generated ids).
-        call_names: tool-call id -> tool name of earlier assistant calls, to name tool results.
 
     Raises:
         RequestValidationError: an unsupported block (image, audio, video, document), a tool
@@ -206,8 +204,6 @@ def to_core_message(
         raw_name = extra.get("name") or extra.get("tool_name")
         if raw_name:
             name = str(raw_name)
-        elif tool_call_id and call_names:
-            name = call_names.get(tool_call_id)
     return Message(
         role=role,
         content="\n".join(texts),
@@ -224,7 +220,6 @@ def to_core_messages(messages: Sequence[ChatMessage]) -> list[Message]:
         RequestValidationError: see :func:`to_core_message`.
     """
     out: list[Message] = []
-    call_names: dict[str, str] = {}
     for index, message in enumerate(messages):
         if not isinstance(message, ChatMessage):
             kind = type(message).__name__
@@ -232,11 +227,8 @@ def to_core_messages(messages: Sequence[ChatMessage]) -> list[Message]:
             raise RequestValidationError(
                 field=f"messages[{index}]", limit=limit, value=kind, got=kind
             )
-        core = to_core_message(message, index=index, call_names=call_names)
-        for call in core.tool_calls:
-            call_names[call.id] = call.name
-        out.append(core)
-    return out
+        out.append(to_core_message(message, index=index))
+    return name_tool_results(out)
 
 
 def tool_call_to_openai(call: ToolCall) -> dict[str, Any]:

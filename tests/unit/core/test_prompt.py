@@ -12,6 +12,7 @@ from cf_llama2.prompt import (
     flatten_messages,
     format_tool_calls,
     llama2_chat_prompt,
+    name_tool_results,
     tool_system_prompt,
 )
 from cf_llama2.schema import Message, ToolCall
@@ -371,3 +372,18 @@ def test_a_rendered_tool_result_is_not_rendered_twice() -> None:
     # With an id the content is wrapped as usual, even when it looks rendered.
     wrapped = flatten_messages([Message(role="tool", content="x", tool_call_id="c2")])
     assert wrapped == [{"role": "tool", "content": "Tool result for c2: x"}]
+
+
+def test_tool_results_are_named_after_the_call_they_answer() -> None:
+    calls = [ToolCall(id="c1", name="get_weather", arguments={}), ToolCall(id="c2", name="b")]
+    messages = [
+        Message(role="user", content="hi"),
+        Message(role="assistant", content="", tool_calls=calls),
+        Message(role="tool", content="sunny", tool_call_id="c1"),
+        Message(role="tool", content="kept", tool_call_id="c2", name="own"),
+        Message(role="tool", content="unknown", tool_call_id="c9"),
+    ]
+    named = name_tool_results(messages)
+    assert [m.name for m in named] == [None, None, "get_weather", "own", None]
+    assert messages[2].name is None, "the input messages are not changed"
+    assert named[:2] == messages[:2]
