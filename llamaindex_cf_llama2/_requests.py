@@ -98,11 +98,10 @@ def prompt_request(
         RequestValidationError: tool kwargs (completions take no tools) or an unknown kwarg.
     """
     if any(k in kwargs for k in CHAT_ONLY):
+        names = sorted(k for k in kwargs if k in CHAT_ONLY)
+        fix = "complete() takes no tools; use chat() or chat_with_tools() to call tools."
         raise RequestValidationError(
-            "complete() takes no tools; use chat() or chat_with_tools() to call tools",
-            field="tools",
-            value=sorted(k for k in kwargs if k in CHAT_ONLY),
-            limit="chat only",
+            field="tools", limit="absent in complete()", value=names, fix=fix
         )
     params = call_params(defaults, kwargs, ("raw",))
     if not formatted and completion_to_prompt is not None:

@@ -25,12 +25,9 @@ MAX_INLINED_NODES = 20_000
 
 
 def _too_big(where: str, what: str, limit: str) -> RequestValidationError:
-    return RequestValidationError(
-        f"{where} is too large once its $refs are written out ({what}); share fewer "
-        "definitions between properties or flatten the schema",
-        field=f"{where}.$ref",
-        limit=limit,
-    )
+    got = f"too large once its $refs are written out ({what})"
+    fix = "Share fewer definitions between properties or flatten the schema."
+    return RequestValidationError(field=f"{where}.$ref", limit=limit, value=what, got=got, fix=fix)
 
 
 def _ref_name(ref: str) -> str | None:

@@ -119,12 +119,8 @@ def tool_call_schema(
         shaping: bounds and property order applied to each tool's parameters.
     """
     if not tools:
-        raise RequestValidationError(
-            "a constrained tool call needs at least one tool; pass tools=[...]",
-            field="tools",
-            value=[],
-            limit="at least one tool",
-        )
+        fix = "A constrained tool call needs one: pass tools=[...]."
+        raise RequestValidationError(field="tools", limit="at least one tool", value=[], fix=fix)
     variants = [
         {
             "type": "object",
@@ -171,13 +167,9 @@ def build_matcher(tokenizer: Any, schema: dict[str, Any], *, field: str) -> Any:
 
 
 def _bad_schema(field: str, reason: str) -> RequestValidationError:
-    return RequestValidationError(
-        f"{field} is not a JSON schema the local backend can enforce: {reason}. Simplify the "
-        "schema (plain types, properties, required, enum, arrays).",
-        field=field,
-        value=reason,
-        limit="a JSON schema supported by constrained decoding",
-    )
+    fix = "Simplify the schema (plain types, properties, required, enum, arrays)."
+    limit = "a JSON schema the local backend can enforce"
+    return RequestValidationError(field=field, limit=limit, value=reason, got=reason, fix=fix)
 
 
 class GrammarLogitsProcessor:

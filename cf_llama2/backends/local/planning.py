@@ -59,12 +59,12 @@ def build_plan(
         RequestValidationError: ``functions`` given, or a schema the grammar cannot enforce.
     """
     if isinstance(request, ChatRequest) and request.functions:
+        names = [f.name for f in request.functions]
+        fix = (
+            "Functions are code for Workers AI to run: pass tools=[...] and run the tools yourself."
+        )
         raise RequestValidationError(
-            "functions (code for Workers AI to run) are not supported by the local backend; "
-            "pass tools=[...] and run the tools yourself",
-            field="functions",
-            value=[f.name for f in request.functions],
-            limit="empty on the local backend",
+            field="functions", limit="empty on the local backend", value=names, fix=fix
         )
     check_prompt_bound(request, tokenizer, context_window)  # before tokenizing megabytes
     prompt = render_prompt(request, tokenizer, chat_format)

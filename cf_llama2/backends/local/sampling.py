@@ -94,12 +94,9 @@ def make_sampler(params: SamplingParams, *, prompt_length: int) -> Sampler:
     penalties: list[Any] = []
     if params.repetition_penalty is not None and params.repetition_penalty != 1.0:
         if params.repetition_penalty <= 0:
+            limit = "> 0 on the local backend (1 means no penalty)"
             raise RequestValidationError(
-                "repetition_penalty must be > 0 on the local backend (1 means no penalty); "
-                f"got {params.repetition_penalty}",
-                field="repetition_penalty",
-                value=params.repetition_penalty,
-                limit="(0, 2]",
+                field="repetition_penalty", limit=limit, value=params.repetition_penalty
             )
         penalties.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
     if params.frequency_penalty or params.presence_penalty:
