@@ -264,12 +264,8 @@ def _as_list(value: Any, field: str) -> list[Any]:
     if value is None:
         return []
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-        raise RequestValidationError(
-            f"{field} must be a list; got {type(value).__name__}",
-            field=field,
-            value=type(value).__name__,
-            limit="a list (JSON array)",
-        )
+        kind = type(value).__name__
+        raise RequestValidationError(field=field, limit="a list (JSON array)", value=kind, got=kind)
     return list(value)
 
 
