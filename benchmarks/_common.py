@@ -33,6 +33,7 @@ __all__ = [
     "fmt_stats",
     "interleave",
     "machine_facts",
+    "path_from_root",
     "profile_tables",
     "ratio_stats",
     "setup_threads",
@@ -97,7 +98,14 @@ def command_line() -> str:
         head = "python -m " + ".".join(rel.parts)
     except ValueError:
         head = "python " + shlex.quote(sys.argv[0])
-    return " ".join([head, *(shlex.quote(a) for a in sys.argv[1:])])
+    return " ".join([head, *(shlex.quote(path_from_root(a)) for a in sys.argv[1:])])
+
+
+def path_from_root(arg: str) -> str:
+    """An absolute path argument, written relative to the repo root (no machine paths in docs)."""
+    if not os.path.isabs(arg):
+        return arg
+    return os.path.relpath(arg, ROOT)
 
 
 def _cpu_model() -> str:

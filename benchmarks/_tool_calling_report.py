@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._bfcl import Case, score_call
+from ._common import path_from_root
 
 _TARGETS = {
     ("simple", "required"): 0.40,
@@ -213,7 +214,7 @@ def build_result(
             f"the whole run took {elapsed / 60:.0f} min."
         ),
         "params": {
-            "data": str(args.data),
+            "data": path_from_root(str(args.data)),
             "limit": args.limit,
             "seed": args.seed,
             "max_tokens": args.max_tokens,
