@@ -48,13 +48,14 @@ def install(model: Any) -> int:
     """
     count = 0
     for module in model.modules():
-        if type(module).__name__ != "Linear8bitLt" or getattr(module, "_cf_rows", False):
+        if type(module).__name__ != "Linear8bitLt":
             continue
+        if getattr(module, "_cf_rows", None) is module.forward:  # already ours (the forward
+            continue  # may have been swapped since, e.g. by removing the lean int8 forward)
         state = getattr(module, "state", None)
         if state is None or not getattr(state, "threshold", 0.0):
             continue
-        module.forward = _wrap(module, module.forward)
-        module._cf_rows = True
+        module.forward = module._cf_rows = _wrap(module, module.forward)
         count += 1
     return count
 
