@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from ._batching_parts import adapter_batch, naive_generate, peak_rss, streams
-from ._batching_tables import extra_tables, extra_targets
+from ._batching_tables import batching_analysis, extra_tables, extra_targets
 from ._common import ROOT, base_parser, machine_facts, setup_threads, stats, write_result
 from ._model import PROMPT
 
@@ -300,10 +300,9 @@ def main(argv: list[str] | None = None) -> None:
             "`LocalBackend` batches continuously: one thread owns the model and each step runs "
             "one forward pass over every running request (up to max_batch_size, 8 by default; "
             "the server admits 8 at once by default, 16 in this run). A new request is "
-            "prefilled alone, then joins; a finished one leaves at once. The gain comes from "
-            "one forward pass serving several rows: a decode step of this small model costs "
-            "little more for 8 rows than for 1.",
+            "prefilled alone, then joins; a finished one leaves at once.",
             _identity_note(eights),
+            *batching_analysis(eights, batches, naives, stream_runs),
         ],
         "raw_runs": {str(k): v for k, v in runs.items()},
         "eight_prompts": eights,
