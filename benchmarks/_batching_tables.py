@@ -124,10 +124,10 @@ def batching_analysis(
     text = [
         f"8 different prompts at once gave {server:.2f}x the tokens/s of one by one on the "
         f"server and {adapter:.2f}x through `.batch`, with one by one at {alone:.1f} tokens/s. "
-        f"So a decode step over 8 rows cost about {8 / server:.1f}x a one-row step (8 / gain): "
-        "far from the near-free extra rows the gain needs. Where that time goes was not "
-        "profiled in this run; the likely share is the parts that keep answers identical "
-        "(attention per row, int8 outlier columns per row), which scale with the rows.",
+        f"So serving 8 requests together took about {8 / server:.1f}x the time of one (8 / "
+        "gain), prefills included: far from the near-free extra rows a 3x gain needs. Each "
+        "prefill runs alone, and the parts that keep answers identical (attention per row, "
+        "int8 outlier columns per row) scale with the rows.",
         f"Plain `generate` on the 8 prompts left-padded into one batch (the naive "
         f"alternative): {naive['median']:.2f}x the loop of `invoke` "
         f"({naive['min']:.2f}-{naive['max']:.2f}), slower than `.batch`, and only "
