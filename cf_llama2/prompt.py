@@ -94,9 +94,16 @@ def format_tool_calls(calls: Sequence[ToolCall]) -> str:
 
 
 def format_tool_result(content: str, *, call_id: str | None, name: str | None) -> str:
-    """Render a tool result as message content that names the call it answers."""
+    """Render a tool result as message content that names the call it answers.
+
+    The tool's name is enough when it is known: the rendered calls carry no ids, so an id in
+    the text tells the model nothing, and ids are often random (``call_<uuid>``), which would
+    make the same conversation a different prompt, and a greedy answer differ, on every run.
+    The id is shown only when the name is unknown.
+    """
+    shown_id = call_id if call_id and not name else None
     who = " ".join(
-        p for p in (f"for {call_id}" if call_id else "", f"({name})" if name else "") if p
+        p for p in (f"for {shown_id}" if shown_id else "", f"({name})" if name else "") if p
     )
     return f"Tool result {who}: {content}" if who else f"Tool result: {content}"
 
@@ -143,8 +150,9 @@ def flatten_messages(
 
     * an assistant message's ``tool_calls`` are appended to its content in the JSON call format
       (after any text, on a new line);
-    * a ``tool`` message keeps ``role="tool"``; its content names the call id and the tool (the
-      name comes from the message or from the assistant call with that id) and carries the result;
+    * a ``tool`` message keeps ``role="tool"``; its content names the tool (from the message or
+      from the assistant call with that id; the call id only when no name is known) and carries
+      the result;
     * with ``tools_in_prompt`` and tools (and ``tool_choice`` not ``"none"``), the tool
       instruction of :func:`tool_system_prompt` is appended to the first message when it is a
       system message, else put in a new system message first.

@@ -101,7 +101,7 @@ def build_plan(
         if shaping.copy_bias and isinstance(request, ChatRequest):
             users = [m.content for m in request.messages if m.role == "user" and m.content]
             plan.copy_ids = copy_token_ids(tokenizer, users)
-        if shaping.call_bias and not forced:
+        if shaping.call_bias and not forced and not _answers_a_tool_result(request):
             plan.opener_ids = _openers(tokenizer)
 
     def grammar(schema: dict[str, Any], field: str) -> GrammarLogitsProcessor:
@@ -120,6 +120,18 @@ def build_plan(
         plan.mode, plan.call_tools, plan.tools, plan.parse_calls = "watch", tools, tools, True
         plan.close_reserve = close_reserve(tokenizer, [t.parameters for t in tools], shaping)
     return plan
+
+
+def _answers_a_tool_result(request: Request) -> bool:
+    """Whether the turn answers a tool's result: the model then speaks unbiased.
+
+    The call bias helps a model that would otherwise never call to make the first call; once
+    a tool has answered, the same bias makes an agent call again and again instead of using
+    the result (measured with a LlamaIndex FunctionAgent on the embedded model: three calls
+    and no answer with the bias, one call and the answer without it).
+    """
+    messages = request.messages if isinstance(request, ChatRequest) else []
+    return bool(messages) and messages[-1].role == "tool"
 
 
 _opener_cache: weakref.WeakKeyDictionary[Any, list[int]] = weakref.WeakKeyDictionary()

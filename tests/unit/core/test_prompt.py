@@ -117,13 +117,13 @@ def test_tool_results_are_user_turns() -> None:
         [
             {"role": "user", "content": "Weather in Paris?"},
             {"role": "assistant", "content": '{"name": "get_weather", "arguments": {}}'},
-            {"role": "tool", "content": "Tool result for call_1 (get_weather): sunny"},
+            {"role": "tool", "content": "Tool result (get_weather): sunny"},
         ]
     )
     assert text == (
         "<s>[INST] Weather in Paris? [/INST] "
         '{"name": "get_weather", "arguments": {}} </s>'
-        "<s>[INST] Tool result for call_1 (get_weather): sunny [/INST]"
+        "<s>[INST] Tool result (get_weather): sunny [/INST]"
     )
 
 
@@ -302,8 +302,8 @@ def test_flatten_renders_calls_and_results() -> None:
         '[{"name": "get_weather", "arguments": {"city": "Paris"}}, '
         '{"name": "get_time", "arguments": {}}]'
     )
-    assert out[3]["content"] == "Tool result for call_a (get_weather): sunny"
-    assert out[4]["content"] == "Tool result for call_b (get_time): 12:00"
+    assert out[3]["content"] == "Tool result (get_weather): sunny"
+    assert out[4]["content"] == "Tool result (get_time): 12:00"
 
 
 def test_flatten_single_call_without_text() -> None:
@@ -356,7 +356,7 @@ def test_flatten_keeps_odd_orders() -> None:
 def test_flattened_conversation_renders_as_llama2() -> None:
     text = llama2_chat_prompt(flatten_messages(conversation(), tools=[WEATHER]))
     assert text.startswith("<s>[INST] <<SYS>>\nBe brief.\n\nYou can call these tools:")
-    assert "Tool result for call_a (get_weather): sunny\n\nTool result for call_b" in text
+    assert "Tool result (get_weather): sunny\n\nTool result (get_time): 12:00" in text
     assert text.endswith("[/INST] Sunny, and it is noon.")
 
 
@@ -387,3 +387,19 @@ def test_tool_results_are_named_after_the_call_they_answer() -> None:
     assert [m.name for m in named] == [None, None, "get_weather", "own", None]
     assert messages[2].name is None, "the input messages are not changed"
     assert named[:2] == messages[:2]
+
+
+def test_random_call_ids_do_not_change_the_prompt() -> None:
+    """Clients make call ids at random; the same conversation must be the same prompt."""
+
+    def turn(call_id: str) -> list[Message]:
+        call = ToolCall(id=call_id, name="get_weather", arguments={"city": "Paris"})
+        return [
+            Message(role="user", content="Weather in Paris?"),
+            Message(role="assistant", content="", tool_calls=[call]),
+            Message(role="tool", content="sunny", tool_call_id=call_id),
+        ]
+
+    first = flatten_messages(turn("call_3f9a1c"), tools=[WEATHER])
+    assert first == flatten_messages(turn("call_77be02"), tools=[WEATHER])
+    assert first[-1]["content"] == "Tool result (get_weather): sunny"

@@ -168,3 +168,40 @@ def test_copy_and_opener_tokens(tokenizer: Any) -> None:
     openers = opener_token_ids(tokenizer)
     assert tokenizer.convert_tokens_to_ids("{") in openers
     assert all(tokenizer.decode([i]).lstrip().startswith("{") for i in openers)
+
+
+def test_the_call_bias_applies_to_the_first_call_not_to_the_answer_after_a_result(
+    tiny_model: Any, tokenizer: Any
+) -> None:
+    """After a tool has answered, the model speaks unbiased: the bias made agents call again."""
+    from cf_llama2.backends.local.planning import build_plan
+
+    weather = {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    }
+    asked = [{"role": "user", "content": "Weather in Paris?"}]
+    answered = [
+        *asked,
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"id": "c1", "name": "get_weather", "arguments": {"city": "Paris"}}],
+        },
+        {"role": "tool", "content": "sunny", "tool_call_id": "c1"},
+    ]
+
+    def openers(messages: list[dict[str, Any]]) -> list[int]:
+        request = ChatRequest(messages=messages, tools=[weather], max_tokens=16)
+        plan = build_plan(
+            request,
+            model=tiny_model,
+            tokenizer=tokenizer,
+            context_window=1024,
+            model_name="tiny",
+        )
+        return plan.opener_ids
+
+    assert openers(asked), "the first turn leans towards a call"
+    assert openers(answered) == [], "the answer to a tool result is not pushed to call again"
