@@ -25,3 +25,18 @@ def test_slow_block_runs(block: Block, capsys: pytest.CaptureFixture[str]) -> No
     exec(compile(block.code, block.id, "exec"), namespace)
     if "print(" in block.code:
         assert capsys.readouterr().out.strip(), "the block prints something"
+
+
+def test_the_blocks_share_one_loaded_model(
+    shared_loaded_models: dict[tuple[str, str], tuple[object, object]],
+) -> None:
+    pytest.importorskip("bitsandbytes")
+    from cf_llama2.backends.local import LocalBackend
+
+    first, second = LocalBackend().load(), LocalBackend().load()
+    try:
+        assert first._model is second._model
+        assert any(model is first._model for model, _ in shared_loaded_models.values())
+    finally:
+        first.close()
+        second.close()

@@ -127,14 +127,14 @@ def test_the_quick_start_shows_the_readme_commands() -> None:
 
 def test_every_page_is_in_the_navigation() -> None:
     config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
-    listed = set(re.findall(r":\s*([\w/]+\.md)\s*$", config, re.M))
+    listed = set(re.findall(r":\s*([\w/.-]+\.md)\s*$", config, re.M))
     on_disk = {str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").rglob("*.md")}
     assert on_disk == listed
 
 
 def test_the_readme_links_to_the_site_pages() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    linked = set(re.findall(r"\]\((docs/[\w/]+\.md)\)", readme))
+    linked = set(re.findall(r"\]\((docs/[\w/.-]+\.md)\)", readme))
     for page in ("quickstart", "langchain", "llamaindex", "backends", "server", "errors"):
         assert f"docs/{page}.md" in linked, page
     for link in linked:
