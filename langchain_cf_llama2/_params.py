@@ -256,6 +256,39 @@ class CloudflareLlama2Params(BaseModel):
             out["stop"] = list(self.stop)
         return out
 
+    def batch_width(self) -> int | None:
+        """How many calls of one batch to run at once: the backend's ``max_batch_size``.
+
+        A local backend decodes up to ``max_batch_size`` requests together in each model step,
+        so a batch gains only when that many calls are in flight; LangChain's default thread
+        pool is ``cpu_count + 4`` wide (6 on a 2-core machine). ``None`` (the framework's own
+        default) for backends without a batch size, such as the remote one.
+        """
+        width = getattr(self.get_backend(), "max_batch_size", None)
+        return width if isinstance(width, int) and width >= 1 else None
+
+    def batch_config(self, config: Any, size: int) -> Any:
+        """``config`` for ``batch`` with ``max_concurrency`` defaulted to :meth:`batch_width`.
+
+        A ``max_concurrency`` the caller set is kept. Used by ``batch`` of both LangChain
+        classes; ``abatch`` already starts every call at once.
+        """
+        if size < 2:
+            return config
+        configs = config if isinstance(config, list) else [config]
+        if all(isinstance(c, Mapping) and c.get("max_concurrency") for c in configs):
+            return config
+        width = self.batch_width()
+        if width is None:
+            return config
+        filled = [
+            c
+            if isinstance(c, Mapping) and c.get("max_concurrency")
+            else {**(c or {}), "max_concurrency": min(width, size)}
+            for c in configs
+        ]
+        return filled if isinstance(config, list) else filled[0]
+
     def close(self) -> None:
         """Release the connections of a backend this object created.
 

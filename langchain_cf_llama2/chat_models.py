@@ -24,7 +24,7 @@ from langchain_core.output_parsers.openai_tools import (
 )
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk
 from langchain_core.outputs import ChatResult as LCChatResult
-from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableMap, RunnablePassthrough
 from langchain_core.utils.function_calling import convert_to_json_schema
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel, ConfigDict
@@ -120,6 +120,27 @@ class ChatCloudflareLlama2(CloudflareLlama2Params, BaseChatModel):
         return LCChatResult(generations=[ChatGeneration(message=message)], llm_output=llm_output)
 
     # ------------------------------------------------------------------ calls
+
+    def batch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[AIMessage]:
+        """Run the inputs concurrently, ``max_batch_size`` at once on a local backend.
+
+        A local backend decodes the calls in flight together, so the default
+        ``max_concurrency`` is its ``max_batch_size`` (LangChain's own default is a thread pool
+        of ``cpu_count + 4``); a ``max_concurrency`` in ``config`` is kept.
+        """
+        return super().batch(
+            inputs,
+            self.batch_config(config, len(inputs)),
+            return_exceptions=return_exceptions,
+            **kwargs,
+        )
 
     def _generate(
         self,

@@ -7,7 +7,9 @@ sync and async, reports token usage and honours ``stop`` and ``raw``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -18,6 +20,7 @@ from langchain_core.language_models import BaseLLM, LangSmithParams
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 from pydantic import ConfigDict
 
+from cf_llama2.backends.base import Backend
 from cf_llama2.schema import ChatResult, PromptRequest, TextDelta, Usage
 from cf_llama2.schema.reducer import StreamReducer
 
@@ -43,6 +46,42 @@ def _llm_output(results: list[ChatResult], model_name: str) -> dict[str, Any]:
                 total_tokens=total.total_tokens + r.usage.total_tokens,
             )
     return {"model_name": model_name, "token_usage": total.model_dump()}
+
+
+def _run_all(backend: Backend, requests: list[PromptRequest], width: int) -> list[ChatResult]:
+    """Answers in the order of ``requests``, ``width`` at a time (the first error is raised)."""
+    if width <= 1:
+        return [backend.run(r) for r in requests]
+    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="cf-llama2-batch") as pool:
+        futures = [pool.submit(backend.run, r) for r in requests]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()  # those not started; the running ones finish their step and stop
+            raise
+
+
+async def _arun_all(
+    backend: Backend, requests: list[PromptRequest], width: int
+) -> list[ChatResult]:
+    """Async :func:`_run_all`: the others are cancelled when one fails."""
+    if width <= 1:
+        return [await backend.arun(r) for r in requests]
+    gate = asyncio.Semaphore(width)
+
+    async def one(request: PromptRequest) -> ChatResult:
+        async with gate:
+            return await backend.arun(request)
+
+    tasks = [asyncio.ensure_future(one(r)) for r in requests]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 class CloudflareLlama2(CloudflareLlama2Params, BaseLLM):
@@ -98,6 +137,16 @@ class CloudflareLlama2(CloudflareLlama2Params, BaseLLM):
             prompt=prompt, raw=self.raw if raw is None else bool(raw), stream=stream, **sampling
         )
 
+    def _llm_result(self, results: list[ChatResult]) -> LLMResult:
+        return LLMResult(
+            generations=[[_generation(r)] for r in results],
+            llm_output=_llm_output(results, self._model_name()),
+        )
+
+    def _width(self, size: int) -> int:
+        """Prompts of one ``generate`` run at once: the backend's batch size, else one by one."""
+        return min(size, self.batch_width() or 1) if size > 1 else 1
+
     def _generate(
         self,
         prompts: list[str],
@@ -105,23 +154,20 @@ class CloudflareLlama2(CloudflareLlama2Params, BaseLLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> LLMResult:
-        results: list[ChatResult] = []
+        if not self.streaming:
+            requests = [self._request(p, stop, kwargs, stream=False) for p in prompts]
+            results = _run_all(self.get_backend(), requests, self._width(len(prompts)))
+            return self._llm_result(results)
+        streamed: list[ChatResult] = []  # one by one, so token callbacks stay in order
         for prompt in prompts:
-            if self.streaming:
-                reducer = StreamReducer(model=self._model_name())
-                request = self._request(prompt, stop, kwargs, stream=True)
-                for event in self.get_backend().stream(request):
-                    reducer.feed(event)
-                    if isinstance(event, TextDelta) and event.text and run_manager:
-                        run_manager.on_llm_new_token(event.text)
-                results.append(reducer.result())
-            else:
-                request = self._request(prompt, stop, kwargs, stream=False)
-                results.append(self.get_backend().run(request))
-        return LLMResult(
-            generations=[[_generation(r)] for r in results],
-            llm_output=_llm_output(results, self._model_name()),
-        )
+            reducer = StreamReducer(model=self._model_name())
+            request = self._request(prompt, stop, kwargs, stream=True)
+            for event in self.get_backend().stream(request):
+                reducer.feed(event)
+                if isinstance(event, TextDelta) and event.text and run_manager:
+                    run_manager.on_llm_new_token(event.text)
+            streamed.append(reducer.result())
+        return self._llm_result(streamed)
 
     async def _agenerate(
         self,
@@ -130,23 +176,20 @@ class CloudflareLlama2(CloudflareLlama2Params, BaseLLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> LLMResult:
-        results: list[ChatResult] = []
+        if not self.streaming:
+            requests = [self._request(p, stop, kwargs, stream=False) for p in prompts]
+            results = await _arun_all(self.get_backend(), requests, self._width(len(prompts)))
+            return self._llm_result(results)
+        streamed: list[ChatResult] = []  # one by one, so token callbacks stay in order
         for prompt in prompts:
-            if self.streaming:
-                reducer = StreamReducer(model=self._model_name())
-                request = self._request(prompt, stop, kwargs, stream=True)
-                async for event in self.get_backend().astream(request):
-                    reducer.feed(event)
-                    if isinstance(event, TextDelta) and event.text and run_manager:
-                        await run_manager.on_llm_new_token(event.text)
-                results.append(reducer.result())
-            else:
-                request = self._request(prompt, stop, kwargs, stream=False)
-                results.append(await self.get_backend().arun(request))
-        return LLMResult(
-            generations=[[_generation(r)] for r in results],
-            llm_output=_llm_output(results, self._model_name()),
-        )
+            reducer = StreamReducer(model=self._model_name())
+            request = self._request(prompt, stop, kwargs, stream=True)
+            async for event in self.get_backend().astream(request):
+                reducer.feed(event)
+                if isinstance(event, TextDelta) and event.text and run_manager:
+                    await run_manager.on_llm_new_token(event.text)
+            streamed.append(reducer.result())
+        return self._llm_result(streamed)
 
     def _stream(
         self,
