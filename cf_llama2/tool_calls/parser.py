@@ -3,13 +3,17 @@
 ``parse_text`` is the stream parser fed the whole text at once, so a streamed answer and a
 non-streamed one always agree. What counts as a call is described in :mod:`cf_llama2.tool_calls`.
 
-Architecture: the parser owns four small layers and wires them; no layer calls another sideways.
-Each character goes to the one layer that is reading, which returns a typed hand-off
-(:mod:`cf_llama2.tool_calls._state`) when the parser must switch layers::
+Architecture: the parser owns small layers, each with its own state, and wires them; no layer
+calls another sideways. Each character goes to the one layer that is reading, which returns a
+typed hand-off (:mod:`cf_llama2.tool_calls._state`) when the parser must switch layers::
 
-    MarkerScanner --OpenJson--> JsonCandidate --Broken--> BrokenCall
-          ^                       |   |                       |
-          +------ ToText ---------+   +------ AfterCalls -----+--> MarkerScanner (after calls)
+    text -> MarkerScanner --OpenJson--> JsonCandidate --Broken--> BrokenCall
+                 ^  ^                     |     |                     |
+                 |  +------ ToText --------+     |                     |
+                 +--------- AfterCalls ----------+---------------------+
+
+    JsonCandidate, BrokenCall --calls, arguments, errors--> CallBuilder --> EventBuffer
+    MarkerScanner, JsonCandidate --text--> EventBuffer --drain--> feed() / finish()
 
 * :class:`~cf_llama2.tool_calls._markers.MarkerScanner` -- plain text, the markers around calls
   (code fences, ``<tool_call>``, ``[TOOL_CALLS]``) and what follows a call; returns ``OpenJson``
@@ -21,11 +25,10 @@ Each character goes to the one layer that is reading, which returns a typed hand
 * :class:`~cf_llama2.tool_calls._recovery.BrokenCall` -- the rest of a broken call, kept with it
   up to its closing bracket or a blank line; ends with ``AfterCalls``;
 * :class:`~cf_llama2.tool_calls._calls.CallBuilder` -- fed by the two JSON layers: call index,
-  id, the unknown-tool check, arguments and errors, and the final finish reason.
-
-All of them write to one :class:`~cf_llama2.tool_calls._events.EventBuffer`, which merges text
-and argument fragments into as few deltas as possible and is drained by :meth:`feed` and
-:meth:`finish`.
+  id, the unknown-tool check, arguments and errors, and the final finish reason;
+* :class:`~cf_llama2.tool_calls._events.EventBuffer` -- the output: merges text and argument
+  fragments into as few deltas as possible; remembers whether text came before calls (the
+  separator kept after them).
 """
 
 from __future__ import annotations
