@@ -58,6 +58,7 @@ def test_a_broken_call_hands_its_rest_to_the_broken_call_layer() -> None:
     candidate = JsonCandidate("{", "", calls, out)
     steps = _push_all(candidate, '{"name": "f", "arguments": {"a" 1')
     assert steps == [Broken(call_index=0, depth=2, in_string=False, char="1")]
+    assert isinstance(steps[0], Broken)
     broken = BrokenCall(calls, steps[0])
     assert [broken.push(ch) for ch in "1}\n\n"] == [None, None, None, AfterCalls("\n\n")]
     assert calls.finish_reason("stop") == "stop"  # the call is invalid
