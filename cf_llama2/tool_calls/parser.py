@@ -85,6 +85,7 @@ class ToolCallStreamParser:
         self._markers = MarkerScanner(self._out)
         self._candidate: JsonCandidate | None = None  # the JSON candidate being read
         self._broken: BrokenCall | None = None  # the rest of a broken call being read
+        self._push: Callable[[str], OpenJson | JsonStep] = self._markers.push  # the reading layer
         self._finished = False
 
     # -- public API ---------------------------------------------------------------------------
@@ -97,8 +98,12 @@ class ToolCallStreamParser:
         """
         if self._finished:
             raise RuntimeError("ToolCallStreamParser.feed() after finish(); make a new parser")
+        push, follow = self._push, self._follow
         for ch in text:
-            self._char(ch)
+            step = push(ch)
+            if step is not None:
+                follow(step)
+                push = self._push
         if self._candidate is not None:
             self._candidate.stream_arguments()
         return self._out.drain()
@@ -152,32 +157,33 @@ class ToolCallStreamParser:
 
     def _char(self, ch: str) -> None:
         """Give one character to the layer that is reading, and follow what it hands back."""
-        if self._broken is not None:
-            self._follow(self._broken.push(ch))
-        elif self._candidate is not None:
-            self._follow(self._candidate.push(ch))
-        else:
-            self._follow(self._markers.push(ch))
+        step = self._push(ch)
+        if step is not None:
+            self._follow(step)
 
     def _follow(self, step: OpenJson | JsonStep) -> None:
         """Switch layers as a hand-off says (``None``: the same layer reads on)."""
         if isinstance(step, OpenJson):
             self._candidate = JsonCandidate(step.char, step.lead, self._calls, self._out)
-            self._follow(self._candidate.push(step.char))
+            self._push = self._candidate.push
+            self._char(step.char)
             for ch in step.rest:
                 self._char(ch)
         elif isinstance(step, ToText):
             self._candidate = None
+            self._push = self._markers.push
             self._markers.resume_text(clear_wrapper=step.clear_wrapper)
             if step.refeed:
                 self._char(step.refeed)
         elif isinstance(step, AfterCalls):
             self._candidate = self._broken = None
+            self._push = self._markers.push
             self._markers.after_calls(step.whitespace)
         elif isinstance(step, Broken):
             self._candidate = None
             self._broken = BrokenCall(self._calls, step)
-            self._follow(self._broken.push(step.char))
+            self._push = self._broken.push
+            self._char(step.char)
 
 
 def parse_text(
