@@ -40,7 +40,8 @@ separator is kept (``"A {call} B"`` gives ``"A B"``).
 
 This module is the public API; the code lives in :mod:`cf_llama2.tool_calls.shape` (keys, ids,
 error texts), :mod:`cf_llama2.tool_calls.wire` (:func:`calls_from_wire`) and
-:mod:`cf_llama2.tool_calls.parser` (:class:`ToolCallStreamParser`, :func:`parse_text`).
+:mod:`cf_llama2.tool_calls.parser` (:class:`ToolCallStreamParser`, :func:`parse_text`; its
+docstring describes the parser's layers and what flows between them).
 """
 
 from __future__ import annotations

@@ -2,25 +2,54 @@
 
 ``parse_text`` is the stream parser fed the whole text at once, so a streamed answer and a
 non-streamed one always agree. What counts as a call is described in :mod:`cf_llama2.tool_calls`.
-The parser is built in layers: its fields and output buffering
-(:mod:`cf_llama2.tool_calls._state`), JSON candidates (:mod:`cf_llama2.tool_calls._candidates`),
-text and markers (:mod:`cf_llama2.tool_calls._markers`); this module adds the public API.
+
+Architecture: the parser owns small layers, each with its own state, and wires them; no layer
+calls another sideways. Each character goes to the one layer that is reading, which returns a
+typed hand-off (:mod:`cf_llama2.tool_calls._state`) when the parser must switch layers::
+
+    text -> MarkerScanner --OpenJson--> JsonCandidate --Broken--> BrokenCall
+                 ^  ^                     |     |                     |
+                 |  +------ ToText --------+     |                     |
+                 +--------- AfterCalls ----------+---------------------+
+
+    JsonCandidate, BrokenCall --calls, arguments, errors--> CallBuilder --> EventBuffer
+    MarkerScanner, JsonCandidate --text--> EventBuffer --drain--> feed() / finish()
+
+* :class:`~cf_llama2.tool_calls._markers.MarkerScanner` -- plain text, the markers around calls
+  (code fences, ``<tool_call>``, ``[TOOL_CALLS]``) and what follows a call; returns ``OpenJson``
+  (first char, the held lead) when a ``{`` or ``[`` may start a call;
+* :class:`~cf_llama2.tool_calls._candidates.JsonCandidate` -- one JSON candidate through the
+  :class:`~cf_llama2.tool_calls._json_scan.JsonScanner`: a call, a list of calls, or plain JSON
+  (released as text); ends with ``ToText`` (maybe with a char to read again as text),
+  ``AfterCalls`` or ``Broken`` (a call's JSON broke);
+* :class:`~cf_llama2.tool_calls._recovery.BrokenCall` -- the rest of a broken call, kept with it
+  up to its closing bracket or a blank line; ends with ``AfterCalls``;
+* :class:`~cf_llama2.tool_calls._calls.CallBuilder` -- fed by the two JSON layers: call index,
+  id, the unknown-tool check, arguments and errors, and the final finish reason;
+* :class:`~cf_llama2.tool_calls._events.EventBuffer` -- the output: merges text and argument
+  fragments into as few deltas as possible; remembers whether text came before calls (the
+  separator kept after them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..schema import FinishReason, InvalidToolCall, TextDelta, ToolCall, ToolCallDelta
 from ..schema.reducer import StreamReducer, finish_tool_call
 from ..tools import Tool
-from ._markers import MarkerText
+from ._calls import CallBuilder
+from ._candidates import JsonCandidate
+from ._events import EventBuffer
+from ._markers import MarkerScanner
+from ._recovery import BrokenCall
+from ._state import AfterCalls, Broken, JsonStep, OpenJson, ToText
 from .shape import new_tool_call_id
 
 __all__ = ["ToolCallStreamParser", "parse_text"]
 
 
-class ToolCallStreamParser(MarkerText):
+class ToolCallStreamParser:
     """Split streamed model text into text deltas and tool-call deltas.
 
     Text streams out as soon as it cannot be the start of a call; only what could start one is
@@ -47,6 +76,18 @@ class ToolCallStreamParser(MarkerText):
         (['TextDelta', 'ToolCallDelta', 'ToolCallDelta'], 'tool_calls')
     """
 
+    def __init__(
+        self, tools: Sequence[Tool] = (), *, new_id: Callable[[], str] = new_tool_call_id
+    ) -> None:
+        self.tools = list(tools)
+        self._out = EventBuffer()
+        self._calls = CallBuilder(self._out, self.tools, new_id)
+        self._markers = MarkerScanner(self._out)
+        self._candidate: JsonCandidate | None = None  # the JSON candidate being read
+        self._broken: BrokenCall | None = None  # the rest of a broken call being read
+        self._push: Callable[[str], OpenJson | JsonStep] = self._markers.push  # the reading layer
+        self._finished = False
+
     # -- public API ---------------------------------------------------------------------------
 
     def feed(self, text: str) -> list[TextDelta | ToolCallDelta]:
@@ -57,10 +98,15 @@ class ToolCallStreamParser(MarkerText):
         """
         if self._finished:
             raise RuntimeError("ToolCallStreamParser.feed() after finish(); make a new parser")
+        push, follow = self._push, self._follow
         for ch in text:
-            self._char(ch)
-        self._stream_arguments()
-        return self._drain()
+            step = push(ch)
+            if step is not None:
+                follow(step)
+                push = self._push
+        if self._candidate is not None:
+            self._candidate.stream_arguments()
+        return self._out.drain()
 
     def release_whitespace(self) -> list[TextDelta | ToolCallDelta]:
         """Emit whitespace held back in plain text now, as text.
@@ -70,10 +116,9 @@ class ToolCallStreamParser(MarkerText):
         whitespace belongs before them; the decoder calls this first. Nothing else is released:
         a held marker prefix or JSON candidate still waits for more text.
         """
-        if self._mode == "text" and self._ws and not self._mark:
-            self._text(self._ws)
-            self._ws = ""
-        return self._drain()
+        if self._candidate is None and self._broken is None:
+            self._markers.release_whitespace()
+        return self._out.drain()
 
     def finish(
         self, finish_reason: FinishReason = "stop"
@@ -100,51 +145,45 @@ class ToolCallStreamParser(MarkerText):
         if self._finished:
             raise RuntimeError("ToolCallStreamParser.finish() called twice; make a new parser")
         self._finished = True
-        if self._mode == "json":
-            for event in self._scan.finish():
-                self._on_event(event)
-        mode = self._mode
-        if mode == "json":
-            self._finish_json(finish_reason)
-        elif mode == "text":
-            self._text(self._ws + self._mark)
-        elif mode in ("fence", "open"):
-            self._text(self._lead)
-        elif mode == "post":
-            self._text(self._post)
-        elif mode == "recover" and self._rec.newline:
-            self._args(self._rec.index, "\n")
-        self._ws = self._mark = self._lead = self._post = ""
-        events = self._drain()
-        valid = any(
-            isinstance(finish_tool_call("-", s.name, "".join(s.args), error=s.error), ToolCall)
-            for s in self._seen.values()
-        )
-        final: FinishReason
-        if self._cut and finish_reason == "length":
-            final = "length"
-        elif valid:
-            final = "tool_calls"
+        if self._candidate is not None:
+            self._candidate.finish(finish_reason)
+        elif self._broken is not None:
+            self._broken.finish()
         else:
-            final = "stop" if finish_reason == "tool_calls" else finish_reason
-        return events, final
+            self._markers.finish()
+        return self._out.drain(), self._calls.finish_reason(finish_reason)
 
-    # -- text, markers and what follows a call ------------------------------------------------
+    # -- wiring the layers ----------------------------------------------------------------------
 
     def _char(self, ch: str) -> None:
-        mode = self._mode
-        if mode == "text":
-            self._text_char(ch)
-        elif mode == "json":
-            self._json_char(ch)
-        elif mode == "post":
-            self._post_char(ch)
-        elif mode == "recover":
-            self._recover_char(ch)
-        elif mode == "fence":
-            self._fence_char(ch)
-        else:
-            self._open_char(ch)
+        """Give one character to the layer that is reading, and follow what it hands back."""
+        step = self._push(ch)
+        if step is not None:
+            self._follow(step)
+
+    def _follow(self, step: OpenJson | JsonStep) -> None:
+        """Switch layers as a hand-off says (``None``: the same layer reads on)."""
+        if isinstance(step, OpenJson):
+            self._candidate = JsonCandidate(step.char, step.lead, self._calls, self._out)
+            self._push = self._candidate.push
+            self._char(step.char)
+            for ch in step.rest:
+                self._char(ch)
+        elif isinstance(step, ToText):
+            self._candidate = None
+            self._push = self._markers.push
+            self._markers.resume_text(clear_wrapper=step.clear_wrapper)
+            if step.refeed:
+                self._char(step.refeed)
+        elif isinstance(step, AfterCalls):
+            self._candidate = self._broken = None
+            self._push = self._markers.push
+            self._markers.after_calls(step.whitespace)
+        elif isinstance(step, Broken):
+            self._candidate = None
+            self._broken = BrokenCall(self._calls, step)
+            self._push = self._broken.push
+            self._char(step.char)
 
 
 def parse_text(
