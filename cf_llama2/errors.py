@@ -1,12 +1,9 @@
 """One error tree for every backend, adapter and the server.
 
 Every error a user can hit derives from :class:`CfLlama2Error`. API errors keep the HTTP status,
-the Workers AI error codes and messages, so that code written against the remote API and code
-written against the local backend catch the same classes.
-
-The mapping from (HTTP status, Workers AI code) to a class lives in exactly one place:
-:func:`error_from_response`. The local backend and the server raise the same classes (the server
-maps them back with :func:`status_and_code_for`).
+the Workers AI error codes and messages, so code written against the remote API and against the
+local backend catch the same classes. (HTTP status, Workers AI code) maps to a class in one place,
+:func:`error_from_response`; the server maps back with :func:`status_and_code_for`.
 """
 
 from __future__ import annotations
