@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Collection, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from contextlib import asynccontextmanager
 
 import anyio
 import anyio.to_thread
@@ -47,6 +46,7 @@ from ..errors import (
 )
 from ..schema import Request
 from ..wire import OPTIONS_HEADER, body_to_request, error_to_envelope, result_to_envelope
+from .admitted import StartedStream, run_admitted
 from .body_decode import check_wire_types, decode_json_body
 from .connections import BodyBudget
 from .failures import FailureLog, internal_error
@@ -56,7 +56,7 @@ from .openai import OpenAIEndpoints, openai_not_found
 from .queue import AdmissionQueue
 from .registry import DEFAULT_SERVED_MODEL, ModelRegistry
 from .request_io import TokenCheck, read_body
-from .streaming import ClientDisconnected, SSEResponse, cancel_on_disconnect, first_events
+from .streaming import ClientDisconnected, SSEResponse
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
@@ -168,49 +168,13 @@ class _RunEndpoint:
         self.lora.check(request.lora)
         for note in notes:
             logger.info("request to %s: %s", http.url.path, note)
-        cleanup = AsyncExitStack()
-        gate = self.gate
-        try:
-            # Waiting for a slot counts as in flight too: a client that leaves the queue is
-            # dropped from it instead of starting a generation nobody reads. Shutdown refuses
-            # what still waits; what runs gets the grace period.
-            await cancel_on_disconnect(
-                http.receive,
-                lambda: cleanup.enter_async_context(self.queue.slot()),
-                stop=gate.wait_closing,
-                stop_error=gate.error,
-            )
-            if not request.stream:
-                result = await cancel_on_disconnect(
-                    http.receive,
-                    lambda: backend.arun(request),
-                    stop=gate.wait_expired,
-                    stop_error=gate.error,
-                )
-                await cleanup.aclose()
-                return JSONResponse(result_to_envelope(result, notes))
-            events = backend.astream(request)
-            try:
-                head = await cancel_on_disconnect(
-                    http.receive,
-                    lambda: first_events(events),
-                    stop=gate.wait_expired,
-                    stop_error=gate.error,
-                )
-            except BaseException:
-                await _aclose(events)
-                raise
-        except BaseException:
-            await cleanup.aclose()
-            raise
+        call = await run_admitted(http, request, backend, queue=self.queue, gate=self.gate)
+        if not isinstance(call, StartedStream):
+            return JSONResponse(result_to_envelope(call, notes))
         # From here on the response owns the iterator and the admission slot.
-        return SSEResponse(head, events, cleanup, gate=gate, failures=self.failures)
-
-
-async def _aclose(events: Any) -> None:
-    close = getattr(events, "aclose", None)
-    if close is not None:
-        await close()
+        return SSEResponse(
+            call.head, call.events, call.cleanup, gate=self.gate, failures=self.failures
+        )
 
 
 async def _not_found(http: HTTPRequest, exc: Exception) -> Response:

@@ -232,11 +232,12 @@ class SSEResponse(Response):
                     await self._end_for_shutdown(send)
         finally:
             with anyio.CancelScope(shield=True):
-                await _aclose(self._events)
+                await aclose_events(self._events)
                 await self._cleanup.aclose()
 
 
-async def _aclose(events: Any) -> None:
+async def aclose_events(events: Any) -> None:
+    """Close a backend's event iterator; a failure to close is logged, never raised."""
     close = getattr(events, "aclose", None)
     if close is not None:
         try:

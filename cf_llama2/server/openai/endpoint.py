@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
@@ -20,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ...errors import APITimeoutError, CfLlama2Error, ModelNotFoundError, RateLimitError
+from ..admitted import StartedStream, run_admitted
 from ..connections import BodyBudget
 from ..failures import FailureLog
 from ..lifecycle import ShutdownGate
@@ -27,7 +27,7 @@ from ..lora import LoraPolicy
 from ..queue import AdmissionQueue
 from ..registry import ModelRegistry
 from ..request_io import TokenCheck, parse_json_body, read_body
-from ..streaming import ClientDisconnected, SSEResponse, cancel_on_disconnect, first_events
+from ..streaming import ClientDisconnected, SSEResponse
 from .errors import error_body, openai_error
 from .request import OpenAIChatRequest, openai_body_to_request
 from .response import ChunkEncoder, result_to_completion
@@ -184,38 +184,10 @@ class OpenAIEndpoints:
         for note in read.notes:
             logger.info("request to %s: %s", http.url.path, note)
         request = read.request
-        cleanup = AsyncExitStack()
-        try:
-            await cancel_on_disconnect(
-                http.receive,
-                lambda: cleanup.enter_async_context(self.queue.slot()),
-                stop=gate.wait_closing,
-                stop_error=gate.error,
-            )
-            if not request.stream:
-                result = await cancel_on_disconnect(
-                    http.receive,
-                    lambda: backend.arun(request),
-                    stop=gate.wait_expired,
-                    stop_error=gate.error,
-                )
-                await cleanup.aclose()
-                return JSONResponse(result_to_completion(result, model=read.model))
-            events = backend.astream(request)
-            try:
-                head = await cancel_on_disconnect(
-                    http.receive,
-                    lambda: first_events(events),
-                    stop=gate.wait_expired,
-                    stop_error=gate.error,
-                )
-            except BaseException:
-                close = getattr(events, "aclose", None)
-                if close is not None:
-                    await close()
-                raise
-        except BaseException:
-            await cleanup.aclose()
-            raise
+        call = await run_admitted(http, request, backend, queue=self.queue, gate=gate)
+        if not isinstance(call, StartedStream):
+            return JSONResponse(result_to_completion(call, model=read.model))
         encoder = ChunkEncoder(read.model, include_usage=read.include_usage)
-        return SSEResponse(head, events, cleanup, encoder, gate=gate, failures=self.failures)
+        return SSEResponse(
+            call.head, call.events, call.cleanup, encoder, gate=gate, failures=self.failures
+        )
