@@ -41,8 +41,10 @@ class _SharedInput:
 
 
 def _int_mm_kernel() -> Any:
-    """The int8 x int8 -> int32 matmul bitsandbytes uses on this CPU (the same one, for equal
-    results): ``torch._int_mm`` where it registered it, else its own op (an fp32 fallback)."""
+    """The int8 x int8 -> int32 matmul: ``torch._int_mm`` where bitsandbytes uses it (AVX-512);
+    elsewhere the compiled AVX2 kernel of :mod:`.int8_kernel` for decode-sized inputs (exact
+    integer sums, like ``torch._int_mm``) in front of bitsandbytes' own op (a float32 matmul
+    that converts the weight on every call), or that op alone where the kernel is unavailable."""
     import torch
 
     try:
@@ -52,7 +54,10 @@ def _int_mm_kernel() -> Any:
             return lambda a, b: torch._int_mm(a, b.t())
     except ImportError:  # pragma: no cover - depends on the bitsandbytes build
         pass
-    return torch.ops.bitsandbytes.int8_linear_matmul.default
+    from .int8_kernel import avx2_int8_matmul
+
+    fallback = torch.ops.bitsandbytes.int8_linear_matmul.default
+    return avx2_int8_matmul(fallback) or fallback
 
 
 def _quantize(torch: Any, x2d: Any, threshold: float) -> tuple[Any, Any, Any]:
