@@ -31,7 +31,7 @@ from typing import Any
 
 from ...errors import ConfigurationError
 
-__all__ = ["ENV_SWITCH", "MAX_ROWS", "avx2_int8_matmul", "kernel_enabled"]
+__all__ = ["ENV_SWITCH", "MAX_ROWS", "avx2_int8_linear", "avx2_int8_matmul", "kernel_enabled"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,9 @@ MAX_ROWS = 16
 
 _SOURCE = r"""
 #include <immintrin.h>
+#include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 static inline int32_t hsum(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -97,6 +99,50 @@ void cf_int8_mm(const int8_t *a, const int8_t *w, int32_t *out, int64_t M, int64
         }
     }
 }
+
+/* LLM.int8() of a linear layer without outliers, in bitsandbytes' order of float operations:
+   x (bfloat16 if x_bf16, else float32; M x K) through float16, row-wise int8 with scale
+   127 * (1 / absmax), the int8 matmul with w (N x K), then acc * (absmax * scb[n]) * dequant.
+   Returns 1, having written nothing, when a row holds an outlier (|x| >= threshold, with
+   threshold > 0), a NaN or only zeros: the caller then takes the general path. */
+int cf_int8_linear(const void *x, int x_bf16, const int8_t *w, const float *scb, float *out,
+                   int8_t *q, int32_t *acc, float *xf, float *stats,
+                   int64_t M, int64_t N, int64_t K, float threshold, float dequant) {
+    for (int64_t m = 0; m < M; m++) {
+        float amax = 0.0f;
+        for (int64_t k = 0; k < K; k++) {
+            float f;
+            if (x_bf16) {
+                uint32_t bits = (uint32_t)((const uint16_t *)x)[m * K + k] << 16;
+                memcpy(&f, &bits, 4);
+            } else {
+                f = ((const float *)x)[m * K + k];
+            }
+            f = _cvtsh_ss(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT));
+            float mag = fabsf(f);
+            if (mag != mag || (threshold > 0.0f && mag >= threshold)) return 1;
+            if (mag > amax) amax = mag;
+            xf[m * K + k] = f;
+        }
+        if (amax == 0.0f || amax > 3.0e38f) return 1;
+        stats[m] = amax;
+    }
+    for (int64_t m = 0; m < M; m++) {
+        float scale = (1.0f / stats[m]) * 127.0f; /* torch: 127.0 / t is t.reciprocal() * 127 */
+        for (int64_t k = 0; k < K; k++)
+            q[m * K + k] = (int8_t)nearbyintf(xf[m * K + k] * scale);
+    }
+    cf_int8_mm(q, w, acc, M, N, K);
+    for (int64_t m = 0; m < M; m++) {
+        float rs = stats[m];
+        for (int64_t n = 0; n < N; n++) {
+            float t = rs * scb[n];
+            float v = (float)acc[m * N + n] * t;
+            out[m * N + n] = v * dequant;
+        }
+    }
+    return 0;
+}
 """
 
 _lock = threading.Lock()
@@ -129,7 +175,8 @@ def _build(target: Path) -> None:
         src = Path(tmp) / "kernel.c"
         src.write_text(_SOURCE)
         out = Path(tmp) / target.name
-        cmd = [compiler, "-O3", "-mavx2", "-shared", "-fPIC", "-o", str(out), str(src)]
+        cmd = [compiler, "-O3", "-mavx2", "-mf16c", "-ffp-contract=off", "-fno-fast-math"]
+        cmd += ["-shared", "-fPIC", "-o", str(out), str(src), "-lm"]
         subprocess.run(cmd, check=True, capture_output=True, timeout=120)
         os.replace(out, target)  # atomic: concurrent builders leave one complete library
 
@@ -151,6 +198,10 @@ def _library() -> Any:
             fn = lib.cf_int8_mm
             fn.restype = None
             fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 3
+            lin = lib.cf_int8_linear
+            lin.restype = ctypes.c_int
+            ptr, i64, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
+            lin.argtypes = [ptr, ctypes.c_int, *[ptr] * 7, i64, i64, i64, f32, f32]
         except (OSError, subprocess.SubprocessError, AttributeError) as exc:
             logger.warning("int8 kernel unavailable (%s); using bitsandbytes' matmul", exc)
             lib = None
@@ -183,3 +234,70 @@ def avx2_int8_matmul(fallback: Any) -> Any:
         return out
 
     return matmul
+
+
+_scratch = threading.local()
+
+
+def _scratch_ptr(nbytes: int) -> int:
+    """A per-thread scratch buffer of at least ``nbytes`` (kept and grown between calls)."""
+    import torch
+
+    buf = getattr(_scratch, "buf", None)
+    if buf is None or buf.numel() < nbytes:
+        buf = _scratch.buf = torch.empty(max(nbytes, 1 << 16), dtype=torch.uint8)
+    return int(buf.data_ptr())
+
+
+def avx2_int8_linear() -> Any:
+    """``linear(x2d, weight, scb, threshold, dequant) -> float32 out or None``: a whole LLM.int8()
+    linear layer (quantization, int8 matmul, dequantization; bit-identical to bitsandbytes'
+    float operations) in one call, for bfloat16 or float32 inputs of up to :data:`MAX_ROWS`
+    rows without outliers. ``None`` from it means: take the general path. The function itself
+    is ``None`` where :func:`avx2_int8_matmul` would be."""
+    if not kernel_enabled() or not _cpu_has_avx2():
+        return None
+    lib = _library()
+    if lib is None:
+        return None
+    import torch
+
+    fn = lib.cf_int8_linear
+    bf16 = torch.bfloat16
+    f32 = torch.float32
+
+    def linear(x: Any, weight: Any, scb: Any, threshold: float, dequant: float) -> Any:
+        rows, k = x.shape
+        dtype = x.dtype
+        if rows > MAX_ROWS or (dtype != bf16 and dtype != f32) or scb.dtype != f32:
+            return None
+        if not (weight.is_contiguous() and scb.is_contiguous()) or weight.dtype != torch.int8:
+            return None
+        if not x.is_contiguous():
+            x = x.contiguous()
+        n = weight.shape[0]
+        out = torch.empty((rows, n), dtype=f32)
+        # scratch: q (rows*k int8) | acc (rows*n int32) | xf (rows*k f32) | stats (rows f32)
+        q_bytes = (rows * k + 63) // 64 * 64
+        acc_bytes = (rows * n * 4 + 63) // 64 * 64
+        xf_bytes = (rows * k * 4 + 63) // 64 * 64
+        base = _scratch_ptr(q_bytes + acc_bytes + xf_bytes + rows * 4)
+        failed = fn(
+            x.data_ptr(),
+            1 if dtype == bf16 else 0,
+            weight.data_ptr(),
+            scb.data_ptr(),
+            out.data_ptr(),
+            base,
+            base + q_bytes,
+            base + q_bytes + acc_bytes,
+            base + q_bytes + acc_bytes + xf_bytes,
+            rows,
+            n,
+            k,
+            threshold,
+            dequant,
+        )
+        return None if failed else out
+
+    return linear

@@ -66,3 +66,31 @@ def test_no_compiler_means_no_kernel(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setenv("CC", "no-such-compiler")
     monkeypatch.setattr(int8_kernel.shutil, "which", lambda name: None)
     assert int8_kernel.avx2_int8_matmul(_fallback) is None
+
+
+def _reference(x: Any, w: Any, scb: Any, dequant: float) -> Any:
+    """bitsandbytes' float operations for a layer without outliers (as the lean forward)."""
+    xf = x.to(torch.float16).float()
+    stats = xf.abs().amax(dim=1)
+    q = torch.round(xf * (127.0 / stats.unsqueeze(-1))).to(torch.int8)
+    acc = _fallback(q, w)
+    return acc * (stats.unsqueeze(-1) * scb.unsqueeze(0)) * dequant
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+@pytest.mark.parametrize("rows", [1, 3])
+def test_whole_layer_is_bit_identical(rows: int, dtype: str) -> None:
+    linear = int8_kernel.avx2_int8_linear()
+    if linear is None:
+        pytest.skip("no AVX2 or no C compiler here")
+    gen = torch.Generator().manual_seed(rows)
+    x = (torch.randn((rows, 576), generator=gen) * 1.5).to(getattr(torch, dtype))
+    w = torch.randint(-127, 128, (200, 576), dtype=torch.int8, generator=gen)
+    scb = torch.rand(200, generator=gen) * 0.3
+    x[x.abs() >= 6.0] = 1.0
+    out = linear(x, w, scb, 6.0, 6.200124e-05)
+    assert out is not None
+    assert torch.equal(out, _reference(x, w, scb, 6.200124e-05))
+    x[0, 7] = 6.5  # an outlier: the caller's general path
+    assert linear(x, w, scb, 6.0, 6.200124e-05) is None
+    assert linear(torch.zeros_like(x), w, scb, 6.0, 6.200124e-05) is None
