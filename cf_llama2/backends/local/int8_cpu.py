@@ -147,9 +147,10 @@ def lean_int8_layers(model: Any) -> list[Any]:
 def install_lean_int8(model: Any) -> int:
     """Give every ``Linear8bitLt`` of ``model`` on CPU the lean inference forward.
 
-    Idempotent; returns how many layers run it. Layers on another device keep bitsandbytes'
-    forward (its CUDA kernels are its own). Each layer is initialised by one call of the
-    original forward on first use.
+    Idempotent (the kernels are chosen again, so ``CF_LLAMA2_INT8_KERNEL`` takes effect); returns
+    how many layers run it. Layers on another device keep bitsandbytes' forward (its CUDA
+    kernels are its own). Each layer is initialised by one call of the original forward on
+    first use.
     """
     import torch
 
@@ -193,10 +194,10 @@ def _patch(module: Any, torch: Any, int_mm: Any, linear: Any, shared: _SharedInp
     if not getattr(module, "_lean_int8", False):
         module._lean_fallback = module.forward
         module._lean_torch = torch
-        module._lean_int_mm = int_mm
-        module._lean_linear = linear
         module.forward = types.MethodType(_lean_forward, module)
         module._lean_int8 = True
+    module._lean_int_mm = int_mm  # chosen again on each install (CF_LLAMA2_INT8_KERNEL)
+    module._lean_linear = linear
     module._lean_shared = shared
 
 
