@@ -107,12 +107,10 @@ def _lean_forward(self: Any, x: Any) -> Any:
     ):
         return self._lean_fallback(x)
     linear = self._lean_linear
-    if linear is not None:  # the compiled kernel: the whole layer in one call, when it can
+    if linear is not None and self.bias is None:  # the compiled kernel: the layer in one call
         out = linear(x.reshape(-1, x.shape[-1]), state.CB, state.SCB, state.threshold, _DEQUANT)
         if out is not None:
-            if self.bias is not None:
-                out += self.bias
-            return out.to(x.dtype).reshape(*x.shape[:-1], state.CB.shape[0])
+            return out.view(*x.shape[:-1], state.CB.shape[0])
     shared: _SharedInput = self._lean_shared
     version = -2 if x.is_inference() else x._version  # inference tensors have no counter
     if (

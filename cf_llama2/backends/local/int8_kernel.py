@@ -102,10 +102,11 @@ void cf_int8_mm(const int8_t *a, const int8_t *w, int32_t *out, int64_t M, int64
 
 /* LLM.int8() of a linear layer without outliers, in bitsandbytes' order of float operations:
    x (bfloat16 if x_bf16, else float32; M x K) through float16, row-wise int8 with scale
-   127 * (1 / absmax), the int8 matmul with w (N x K), then acc * (absmax * scb[n]) * dequant.
+   127 * (1 / absmax), the int8 matmul with w (N x K), then acc * (absmax * scb[n]) * dequant,
+   written in the input's dtype.
    Returns 1, having written nothing, when a row holds an outlier (|x| >= threshold, with
    threshold > 0), a NaN or only zeros: the caller then takes the general path. */
-int cf_int8_linear(const void *x, int x_bf16, const int8_t *w, const float *scb, float *out,
+int cf_int8_linear(const void *x, int x_bf16, const int8_t *w, const float *scb, void *out,
                    int8_t *q, int32_t *acc, float *xf, float *stats,
                    int64_t M, int64_t N, int64_t K, float threshold, float dequant) {
     for (int64_t m = 0; m < M; m++) {
@@ -138,7 +139,15 @@ int cf_int8_linear(const void *x, int x_bf16, const int8_t *w, const float *scb,
         for (int64_t n = 0; n < N; n++) {
             float t = rs * scb[n];
             float v = (float)acc[m * N + n] * t;
-            out[m * N + n] = v * dequant;
+            v = v * dequant;
+            if (x_bf16) { /* to bfloat16, rounding to nearest even as torch does */
+                uint32_t bits;
+                memcpy(&bits, &v, 4);
+                bits = v != v ? 0x7FC00000u : bits + 0x7FFFu + ((bits >> 16) & 1u);
+                ((uint16_t *)out)[m * N + n] = (uint16_t)(bits >> 16);
+            } else {
+                ((float *)out)[m * N + n] = v;
+            }
         }
     }
     return 0;
@@ -250,10 +259,10 @@ def _scratch_ptr(nbytes: int) -> int:
 
 
 def avx2_int8_linear() -> Any:
-    """``linear(x2d, weight, scb, threshold, dequant) -> float32 out or None``: a whole LLM.int8()
-    linear layer (quantization, int8 matmul, dequantization; bit-identical to bitsandbytes'
-    float operations) in one call, for bfloat16 or float32 inputs of up to :data:`MAX_ROWS`
-    rows without outliers. ``None`` from it means: take the general path. The function itself
+    """``linear(x2d, weight, scb, threshold, dequant) -> out or None``: a whole LLM.int8() linear
+    layer without bias (quantization, int8 matmul, dequantization, the cast to the input's
+    dtype; bit-identical to bitsandbytes' float operations) in one call, for bfloat16 or float32
+    inputs of up to :data:`MAX_ROWS` rows without outliers. ``None`` from it means: take the general path. The function itself
     is ``None`` where :func:`avx2_int8_matmul` would be."""
     if not kernel_enabled() or not _cpu_has_avx2():
         return None
@@ -276,7 +285,7 @@ def avx2_int8_linear() -> Any:
         if not x.is_contiguous():
             x = x.contiguous()
         n = weight.shape[0]
-        out = torch.empty((rows, n), dtype=f32)
+        out = torch.empty((rows, n), dtype=dtype)
         # scratch: q (rows*k int8) | acc (rows*n int32) | xf (rows*k f32) | stats (rows f32)
         q_bytes = (rows * k + 63) // 64 * 64
         acc_bytes = (rows * n * 4 + 63) // 64 * 64

@@ -74,7 +74,7 @@ def _reference(x: Any, w: Any, scb: Any, dequant: float) -> Any:
     stats = xf.abs().amax(dim=1)
     q = torch.round(xf * (127.0 / stats.unsqueeze(-1))).to(torch.int8)
     acc = _fallback(q, w)
-    return acc * (stats.unsqueeze(-1) * scb.unsqueeze(0)) * dequant
+    return (acc * (stats.unsqueeze(-1) * scb.unsqueeze(0)) * dequant).to(x.dtype)
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
