@@ -261,9 +261,10 @@ def _scratch_ptr(nbytes: int) -> int:
 def avx2_int8_linear() -> Any:
     """``linear(x2d, weight, scb, threshold, dequant) -> out or None``: a whole LLM.int8() linear
     layer without bias (quantization, int8 matmul, dequantization, the cast to the input's
-    dtype; bit-identical to bitsandbytes' float operations) in one call, for bfloat16 or float32
-    inputs of up to :data:`MAX_ROWS` rows without outliers. ``None`` from it means: take the general path. The function itself
-    is ``None`` where :func:`avx2_int8_matmul` would be."""
+    dtype; bit-identical to bitsandbytes' float operations) in one call, for bfloat16 or
+    float32 inputs of up to :data:`MAX_ROWS` rows without outliers. ``None`` from it means:
+    take the general path. The function itself is ``None`` where :func:`avx2_int8_matmul`
+    would be."""
     if not kernel_enabled() or not _cpu_has_avx2():
         return None
     lib = _library()
