@@ -22,6 +22,10 @@ __all__ = ["install_lean_int8", "lean_int8_layers", "remove_lean_int8"]
 
 _DEQUANT = 6.200124e-05  # 1 / (127 * 127), as bitsandbytes writes it
 _WEIGHT_DEQUANT = 7.874015718698502e-3  # 1 / 127
+_ATTRIBUTES = (
+    *("_lean_fallback", "_lean_torch", "_lean_int_mm", "_lean_linear", "_lean_shared"),
+    "_lean_int8",
+)
 
 
 class _SharedInput:
@@ -40,9 +44,21 @@ class _SharedInput:
         self.source = self.quantized = None
 
 
+def _kernels() -> tuple[Any, Any]:
+    """The int8 matmul (see :func:`_int_mm_kernel`) and, where that is the compiled AVX2 kernel,
+    the compiled whole-layer function of :mod:`.int8_kernel` (else ``None``)."""
+    from .int8_kernel import avx2_int8_linear
+
+    int_mm = _int_mm_kernel()
+    is_compiled = getattr(int_mm, "__module__", "") == "cf_llama2.backends.local.int8_kernel"
+    return int_mm, avx2_int8_linear() if is_compiled else None
+
+
 def _int_mm_kernel() -> Any:
-    """The int8 x int8 -> int32 matmul bitsandbytes uses on this CPU (the same one, for equal
-    results): ``torch._int_mm`` where it registered it, else its own op (an fp32 fallback)."""
+    """The int8 x int8 -> int32 matmul: ``torch._int_mm`` where bitsandbytes uses it (AVX-512);
+    elsewhere the compiled AVX2 kernel of :mod:`.int8_kernel` for decode-sized inputs (exact
+    integer sums, like ``torch._int_mm``) in front of bitsandbytes' own op (a float32 matmul
+    that converts the weight on every call), or that op alone where the kernel is unavailable."""
     import torch
 
     try:
@@ -52,7 +68,10 @@ def _int_mm_kernel() -> Any:
             return lambda a, b: torch._int_mm(a, b.t())
     except ImportError:  # pragma: no cover - depends on the bitsandbytes build
         pass
-    return torch.ops.bitsandbytes.int8_linear_matmul.default
+    from .int8_kernel import avx2_int8_matmul
+
+    fallback = torch.ops.bitsandbytes.int8_linear_matmul.default
+    return avx2_int8_matmul(fallback) or fallback
 
 
 def _quantize(torch: Any, x2d: Any, threshold: float) -> tuple[Any, Any, Any]:
@@ -87,6 +106,11 @@ def _lean_forward(self: Any, x: Any) -> Any:
         or x.numel() == 0
     ):
         return self._lean_fallback(x)
+    linear = self._lean_linear
+    if linear is not None and self.bias is None:  # the compiled kernel: the layer in one call
+        out = linear(x.reshape(-1, x.shape[-1]), state.CB, state.SCB, state.threshold, _DEQUANT)
+        if out is not None:
+            return out.view(*x.shape[:-1], state.CB.shape[0])
     shared: _SharedInput = self._lean_shared
     version = -2 if x.is_inference() else x._version  # inference tensors have no counter
     if (
@@ -121,9 +145,10 @@ def lean_int8_layers(model: Any) -> list[Any]:
 def install_lean_int8(model: Any) -> int:
     """Give every ``Linear8bitLt`` of ``model`` on CPU the lean inference forward.
 
-    Idempotent; returns how many layers run it. Layers on another device keep bitsandbytes'
-    forward (its CUDA kernels are its own). Each layer is initialised by one call of the
-    original forward on first use.
+    Idempotent (the kernels are chosen again, so ``CF_LLAMA2_INT8_KERNEL`` takes effect); returns
+    how many layers run it. Layers on another device keep bitsandbytes' forward (its CUDA
+    kernels are its own). Each layer is initialised by one call of the original forward on
+    first use.
     """
     import torch
 
@@ -131,7 +156,7 @@ def install_lean_int8(model: Any) -> int:
         import bitsandbytes as bnb
     except ImportError:
         return 0
-    int_mm = _int_mm_kernel()
+    int_mm, linear = _kernels()
     count = 0
     groups: list[_SharedInput] = []
     parents: list[Any] = list(model.modules())
@@ -140,7 +165,7 @@ def install_lean_int8(model: Any) -> int:
         children: list[Any] = list(parent.children())
         for module in children:
             if _is_cpu_int8(module, bnb):
-                _patch(module, torch, int_mm, shared)
+                _patch(module, torch, int_mm, linear, shared)
                 count += 1
         if shared in [getattr(m, "_lean_shared", None) for m in children]:
             groups.append(shared)
@@ -163,13 +188,14 @@ def _is_cpu_int8(module: Any, bnb: Any) -> bool:
     return bool(module.weight.device.type == "cpu")
 
 
-def _patch(module: Any, torch: Any, int_mm: Any, shared: _SharedInput) -> None:
+def _patch(module: Any, torch: Any, int_mm: Any, linear: Any, shared: _SharedInput) -> None:
     if not getattr(module, "_lean_int8", False):
         module._lean_fallback = module.forward
         module._lean_torch = torch
-        module._lean_int_mm = int_mm
         module.forward = types.MethodType(_lean_forward, module)
         module._lean_int8 = True
+    module._lean_int_mm = int_mm  # chosen again on each install (CF_LLAMA2_INT8_KERNEL)
+    module._lean_linear = linear
     module._lean_shared = shared
 
 
@@ -182,6 +208,6 @@ def remove_lean_int8(model: Any) -> int:
     layers = lean_int8_layers(model)
     for module in layers:
         module.forward = module._lean_fallback
-        for name in ("_lean_fallback", "_lean_torch", "_lean_int_mm", "_lean_shared", "_lean_int8"):
+        for name in _ATTRIBUTES:
             delattr(module, name)
     return len(layers)

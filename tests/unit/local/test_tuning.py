@@ -71,6 +71,8 @@ def test_siblings_quantize_a_shared_input_once(
     int8_model: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     install_lean_int8(int8_model)
+    for layer in lean_int8_layers(int8_model):  # the Python path (not the compiled kernel's)
+        monkeypatch.setattr(layer, "_lean_linear", None)
     calls = []
     real = int8_cpu._quantize
     monkeypatch.setattr(
