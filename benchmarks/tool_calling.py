@@ -21,10 +21,15 @@ whether the answer is a call (prose text first = no call), so prose answers are 
 to the end.
 
     python -m benchmarks.tool_calling --data DIR [--limit N] [--categories simple,multiple]
+
+Accuracy is deterministic (greedy), so ``--workers K`` splits the cases over K processes, each
+with its own model and rows, to use a machine's idle cores; the records are the same as from
+one process (only the per-case seconds are then not comparable across runs).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import time
@@ -180,21 +185,24 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--no-llamacpp", action="store_true", help="skip ChatLlamaCpp")
     parser.add_argument("--id", default="tool_calling", help="result file name")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes the cases are split over (throughput)"
+    )
     args = parser.parse_args(argv)
     setup_threads(args.threads)
-    from ._tool_calling_report import build_result, run_cases, variants
+    from ._tool_calling_report import build_result
 
     cats = [c.strip() for c in args.categories.split(",") if c.strip()]
     cases = {c: load_cases(args.data, c, args.limit, args.seed) for c in cats}
     machine = machine_facts(args.threads)
-    runners = variants(args)
-    if args.variants:
-        wanted = [w.strip().lower() for w in args.variants.split(",")]
-        runners = {k: v for k, v in runners.items() if k.lower().startswith(tuple(wanted))}
     started = time.perf_counter()
-    records = run_cases(cases, runners, _modes)
+    if args.workers > 1:
+        names, records = _run_split(args, cases)
+    else:
+        names, records = _run_shard(args, cases)
     elapsed = time.perf_counter() - started
-    result = build_result(records, cases, list(runners), args, elapsed)
+    result = build_result(records, cases, names, args, elapsed)
+    result["params"]["workers"] = args.workers
     result["machine"] = machine
     out = args.out or RESULTS_DIR / f"{args.id}.json"
     write_result(args.id, result, out)
@@ -204,6 +212,46 @@ def main(argv: list[str] | None = None) -> None:
             if not r["right"] and r["variant"] in ("ours", "previous"):
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
     print(f"wrote {failures}")
+
+
+def _run_shard(
+    args: argparse.Namespace, cases: dict[str, list[Case]]
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The rows' names and the records of ``cases``, run in this process."""
+    setup_threads(args.threads)
+    from ._tool_calling_report import run_cases, variants
+
+    runners = variants(args)
+    if args.variants:
+        wanted = [w.strip().lower() for w in args.variants.split(",")]
+        runners = {k: v for k, v in runners.items() if k.lower().startswith(tuple(wanted))}
+    return list(runners), run_cases(cases, runners, _modes)
+
+
+def _run_split(
+    args: argparse.Namespace, cases: dict[str, list[Case]]
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """:func:`_run_shard` over ``args.workers`` processes (cases dealt round-robin)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    shards = [
+        {c: items[k :: args.workers] for c, items in cases.items()} for k in range(args.workers)
+    ]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
+        parts = list(pool.map(_run_shard, [args] * args.workers, shards))
+    names = parts[0][0]
+    by_key = {(r["variant"], r["category"], r["mode"], r["id"]): r for _, rs in parts for r in rs}
+    records = [
+        by_key[(v, c, m, case.id)]
+        for c, items in cases.items()
+        for case in items
+        for m in _modes(c)
+        for v in names
+        if (v, c, m, case.id) in by_key
+    ]
+    return names, records
 
 
 def summarize(calls: Calls) -> list[Any]:
