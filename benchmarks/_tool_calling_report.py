@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -74,8 +75,10 @@ def run_cases(
     cases: dict[str, list[Case]],
     runners: dict[str, Callable[[Case, str], Any]],
     modes: Callable[[str], list[str]],
+    log: Any = None,
 ) -> list[dict[str, Any]]:
-    """Every case through every variant and mode (variants rotated per case); one record each."""
+    """Every case through every variant and mode (variants rotated per case); one record each,
+    also written as a JSON line to ``log`` (an open text file) as soon as it is made."""
     from .tool_calling import is_runaway, summarize
 
     records: list[dict[str, Any]] = []
@@ -109,6 +112,9 @@ def run_cases(
                             "seconds": round(time.perf_counter() - start, 2),
                         }
                     )
+                    if log is not None:
+                        log.write(json.dumps(records[-1], ensure_ascii=False) + "\n")
+                        log.flush()
             print(f"  {category} {index + 1}/{len(items)}", file=sys.stderr, flush=True)
     return records
 
@@ -197,7 +203,7 @@ def build_result(
         for v in variants
     ]
     return {
-        "title": "9. Tool-calling accuracy (BFCL)",
+        "title": getattr(args, "title", None) or "9. Tool-calling accuracy (BFCL)",
         "order": 9,
         "description": (
             "AST accuracy on BFCL cases (scoring as BFCL's checker: right function, no unknown or "

@@ -2,7 +2,9 @@
 
 The page ``docs/tool-calling.md`` holds its results between two markers; this module renders
 them from ``docs/benchmarks/results/tool_calling.json`` (written by
-:mod:`benchmarks.tool_calling`), so the page shows the figures of the last run as they are.
+:mod:`benchmarks.tool_calling`) and, when there is one, the held-out check
+``tool_calling_heldout.json`` (the same rows on BFCL's non-live set), so the page shows the
+figures of the last runs as they are.
 
     python -m benchmarks.accuracy_page          # rewrite the page's results
     python -m benchmarks.accuracy_page --check  # exit 1 when the page is out of date
@@ -22,6 +24,7 @@ from .report import _table
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "tool-calling.md"
 RESULT = ROOT / "docs" / "benchmarks" / "results" / "tool_calling.json"
+HELDOUT = RESULT.with_name("tool_calling_heldout.json")
 START = "<!-- results: python -m benchmarks.accuracy_page -->"
 END = "<!-- /results -->"
 
@@ -30,8 +33,20 @@ def _percent(value: Any, unit: str) -> str:
     return f"{value:g}{unit}" if isinstance(value, (int, float)) else f"{value}{unit}"
 
 
-def render_results(result: Mapping[str, Any]) -> str:
-    """The page's results section (between the markers) for one results file."""
+def render_results(result: Mapping[str, Any], heldout: Mapping[str, Any] | None = None) -> str:
+    """The page's results section (between the markers): a results file and its held-out check."""
+    lines = _render_run(result)
+    if heldout is not None:
+        lines += ["### Held-out check", "", *_render_run(heldout)]
+    lines += [
+        "The full sections, with the machine, versions and analysis, are in "
+        "[Benchmarks](benchmarks.md); the failed cases are in "
+        "`docs/benchmarks/results/tool_calling*_failures.jsonl`.",
+    ]
+    return "\n".join(lines)
+
+
+def _render_run(result: Mapping[str, Any]) -> list[str]:
     params = result.get("params", {})
     machine = result.get("machine", {})
     data = Path(str(params.get("data", "BFCL files"))).name
@@ -66,21 +81,23 @@ def render_results(result: Mapping[str, Any]) -> str:
         lines.append("")
     for note in result.get("notes", []):
         lines += [f"> {note}", ""]
-    lines += [
-        "The full section, with the machine, versions and analysis, is in "
-        "[Benchmarks](benchmarks.md); the failed cases are in "
-        "`docs/benchmarks/results/tool_calling_failures.jsonl`.",
-    ]
-    return "\n".join(lines)
+    return lines
 
 
-def updated_page(page: str, result: Mapping[str, Any]) -> str:
+def updated_page(
+    page: str, result: Mapping[str, Any], heldout: Mapping[str, Any] | None = None
+) -> str:
     """``page`` with its results section replaced by :func:`render_results`."""
     head, start, rest = page.partition(START)
     _, end, tail = rest.partition(END)
     if not start or not end:
         raise ValueError(f"the page has no {START} ... {END} section")
-    return f"{head}{START}\n\n{render_results(result)}\n\n{END}{tail}"
+    return f"{head}{START}\n\n{render_results(result, heldout)}\n\n{END}{tail}"
+
+
+def load_heldout() -> dict[str, Any] | None:
+    """The held-out results file, or None when there is none."""
+    return json.loads(HELDOUT.read_text(encoding="utf-8")) if HELDOUT.exists() else None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -90,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     result = json.loads(RESULT.read_text(encoding="utf-8"))
     page = PAGE.read_text(encoding="utf-8")
-    new = updated_page(page, result)
+    new = updated_page(page, result, load_heldout())
     if args.check:
         if new != page:
             print(f"{PAGE} is out of date: run python -m benchmarks.accuracy_page")

@@ -21,14 +21,20 @@ whether the answer is a call (prose text first = no call), so prose answers are 
 to the end.
 
     python -m benchmarks.tool_calling --data DIR [--limit N] [--categories simple,multiple]
+
+Accuracy is deterministic (greedy), so ``--workers K`` splits the cases over K processes, each
+with its own model and rows, to use a machine's idle cores; the records are the same as from
+one process (only the per-case seconds are then not comparable across runs).
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -156,8 +162,13 @@ def llamacpp_runner(max_tokens: int, threads: int) -> Runner | None:
     return run
 
 
-def _modes(category: str) -> list[str]:
-    return ["auto"] if category == "irrelevance" else ["required", "auto"]
+def _modes(category: str, wanted: Sequence[str] = ("required", "auto")) -> list[str]:
+    modes = ["auto"] if category == "irrelevance" else ["required", "auto"]
+    return [m for m in modes if m in wanted]
+
+
+def _wanted(args: argparse.Namespace) -> Callable[[str], list[str]]:
+    return functools.partial(_modes, wanted=[m.strip() for m in args.modes.split(",")])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -178,32 +189,119 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--variants", default="", help="comma-separated name prefixes of the rows to run"
     )
+    parser.add_argument(
+        "--modes", default="required,auto", help="tool_choice modes to run (development)"
+    )
     parser.add_argument("--no-llamacpp", action="store_true", help="skip ChatLlamaCpp")
     parser.add_argument("--id", default="tool_calling", help="result file name")
+    parser.add_argument(
+        "--live-records", default="", help="also append each record to PATH.<pid> as it is made"
+    )
+    parser.add_argument("--title", default=None, help="the section's title (a held-out run)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes the cases are split over (throughput)"
+    )
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        help="build the result from these *_records.jsonl files (runs of the same cases, e.g. "
+        "rows run apart) instead of running",
+    )
     args = parser.parse_args(argv)
     setup_threads(args.threads)
-    from ._tool_calling_report import build_result, run_cases, variants
+    from ._tool_calling_report import build_result
 
     cats = [c.strip() for c in args.categories.split(",") if c.strip()]
     cases = {c: load_cases(args.data, c, args.limit, args.seed) for c in cats}
     machine = machine_facts(args.threads)
-    runners = variants(args)
-    if args.variants:
-        wanted = [w.strip().lower() for w in args.variants.split(",")]
-        runners = {k: v for k, v in runners.items() if k.lower().startswith(tuple(wanted))}
     started = time.perf_counter()
-    records = run_cases(cases, runners, _modes)
-    elapsed = time.perf_counter() - started
-    result = build_result(records, cases, list(runners), args, elapsed)
+    if args.merge:
+        names, records, elapsed = _merged(args.merge, cases)
+    else:
+        names, records = (_run_split if args.workers > 1 else _run_shard)(args, cases)
+        elapsed = time.perf_counter() - started
+    result = build_result(records, cases, names, args, elapsed)
+    result["params"]["workers"] = args.workers
     result["machine"] = machine
     out = args.out or RESULTS_DIR / f"{args.id}.json"
     write_result(args.id, result, out)
+    if not args.merge:
+        with out.with_name(f"{args.id}_records.jsonl").open("w", encoding="utf-8") as fh:
+            fh.write(json.dumps({"elapsed": elapsed}) + "\n")
+            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     failures = out.with_name(f"{args.id}_failures.jsonl")
     with failures.open("w", encoding="utf-8") as fh:
         for r in records:
             if not r["right"] and r["variant"] in ("ours", "previous"):
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
     print(f"wrote {failures}")
+
+
+def _run_shard(
+    args: argparse.Namespace, cases: dict[str, list[Case]]
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The rows' names and the records of ``cases``, run in this process."""
+    setup_threads(args.threads)
+    from ._tool_calling_report import run_cases, variants
+
+    runners = variants(args)
+    if args.variants:
+        wanted = [w.strip().lower() for w in args.variants.split(",")]
+        runners = {k: v for k, v in runners.items() if k.lower().startswith(tuple(wanted))}
+    if not args.live_records:
+        return list(runners), run_cases(cases, runners, _wanted(args))
+    path = Path(f"{args.live_records}.{os.getpid()}")
+    with path.open("a", encoding="utf-8") as log:  # what is done survives a stopped run
+        return list(runners), run_cases(cases, runners, _wanted(args), log)
+
+
+def _run_split(
+    args: argparse.Namespace, cases: dict[str, list[Case]]
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """:func:`_run_shard` over ``args.workers`` processes (cases dealt round-robin)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    shards = [
+        {c: items[k :: args.workers] for c, items in cases.items()} for k in range(args.workers)
+    ]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
+        parts = list(pool.map(_run_shard, [args] * args.workers, shards))
+    names = parts[0][0]
+    by_key = {(r["variant"], r["category"], r["mode"], r["id"]): r for _, rs in parts for r in rs}
+    records = [
+        by_key[(v, c, m, case.id)]
+        for c, items in cases.items()
+        for case in items
+        for m in _wanted(args)(c)
+        for v in names
+        if (v, c, m, case.id) in by_key
+    ]
+    return names, records
+
+
+def _merged(
+    paths: Sequence[Path], cases: dict[str, list[Case]]
+) -> tuple[list[str], list[dict[str, Any]], float]:
+    """Rows, records and summed run time of earlier runs' record files, for ``cases`` only."""
+    wanted = {(c, case.id) for c, items in cases.items() for case in items}
+    names: list[str] = []
+    records: list[dict[str, Any]] = []
+    elapsed = 0.0
+    for path in paths:
+        lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        elapsed += float(lines[0].get("elapsed", 0.0)) if "elapsed" in lines[0] else 0.0
+        for r in lines:
+            if "variant" not in r:
+                continue
+            if (r["category"], r["id"]) not in wanted:
+                continue
+            if r["variant"] not in names:
+                names.append(r["variant"])
+            records.append(r)
+    return names, records, elapsed
 
 
 def summarize(calls: Calls) -> list[Any]:

@@ -6,7 +6,15 @@ import json
 
 import pytest
 
-from benchmarks.accuracy_page import END, PAGE, RESULT, START, render_results, updated_page
+from benchmarks.accuracy_page import (
+    END,
+    PAGE,
+    RESULT,
+    START,
+    load_heldout,
+    render_results,
+    updated_page,
+)
 
 RESULT_EXAMPLE = {
     "params": {"data": "/data/bfcl-live", "limit": 4, "seed": 0, "max_tokens": 128},
@@ -42,6 +50,16 @@ def test_the_results_render_as_tables_targets_and_notes() -> None:
     assert missed in text
     assert "- irrelevance: 100% (target >= 70%): met" in text
     assert "> Small sample." in text
+    assert "Held-out" not in text
+
+
+def test_a_heldout_run_follows_under_its_own_heading() -> None:
+    heldout = {**RESULT_EXAMPLE, "params": {**RESULT_EXAMPLE["params"], "data": "/d/bfcl-heldout"}}
+    text = render_results(RESULT_EXAMPLE, heldout)
+    live, _, rest = text.partition("### Held-out check")
+    assert "`bfcl-live`" in live
+    assert "`bfcl-heldout`" in rest
+    assert "| ours | 1/4 |" in rest
 
 
 def test_the_section_is_replaced_between_the_markers_only() -> None:
@@ -58,4 +76,5 @@ def test_the_section_is_replaced_between_the_markers_only() -> None:
 def test_the_page_shows_the_last_results_file() -> None:
     result = json.loads(RESULT.read_text(encoding="utf-8"))
     page = PAGE.read_text(encoding="utf-8")
-    assert updated_page(page, result) == page, "run: python -m benchmarks.accuracy_page"
+    fresh = updated_page(page, result, load_heldout())
+    assert fresh == page, "run: python -m benchmarks.accuracy_page"
