@@ -14,10 +14,6 @@ each was kept because it raised tool-calling accuracy on the BFCL benchmark
   copied from the question is far more often right than one the model invents);
 * **call bias**: with ``tool_choice="auto"``, the first token that would open a JSON call gets
   a logit bonus against prose, the call-or-text decision being made on that one token;
-* **close bias**: inside a call, when the model's best next token would go on to another
-  property (a ``,``) where the grammar also lets it close the object (every required property
-  is there), the closing tokens get a logit bonus: optional properties are then written only
-  when the model clearly wants them, instead of invented ones;
 * **close reserve**: the tail of the budget in which the call is steered to close is sized from
   the shortest complete call (:func:`close_reserve`), so nested objects and arrays close too.
 """
@@ -58,8 +54,6 @@ class ToolCallShaping:
         number_step: ``multipleOf`` given to numbers that have none (bounds the decimals).
         copy_bias: logit bonus for the tokens of the user's words inside a call (0: off).
         call_bias: logit bonus for a call opener at the first token of an ``auto`` answer.
-        close_bias: logit bonus for closing an object where the model would rather go on to
-            another (optional) property (0: off).
         base_reserve: tokens kept for closing on top of the shortest complete call.
     """
 
@@ -71,7 +65,6 @@ class ToolCallShaping:
     number_step: float = 1e-6
     copy_bias: float = 2.0
     call_bias: float = 4.0
-    close_bias: float = 0.0
     base_reserve: int = 12
 
 
@@ -79,7 +72,7 @@ DEFAULT_SHAPING = ToolCallShaping()
 """What the local backend uses."""
 
 PREVIOUS_SHAPING = ToolCallShaping(
-    bounded=False, required_first=False, copy_bias=0.0, call_bias=0.0, close_bias=0.0
+    bounded=False, required_first=False, copy_bias=0.0, call_bias=0.0
 )
 """The earlier behaviour (unbounded schema, no biases, a fixed 12-token close reserve)."""
 

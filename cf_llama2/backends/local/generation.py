@@ -78,10 +78,6 @@ class Plan:
     close_reserve: int = CLOSE_RESERVE
     shaping: ToolCallShaping = DEFAULT_SHAPING
     copy_ids: list[int] = field(default_factory=list)
-    object_closers: dict[bool, list[int]] = field(default_factory=dict)
-    """Tokens that close an object, by whether they are written inside a string (``"}``)."""
-    call_separators: dict[bool, frozenset[int]] = field(default_factory=dict)
-    """Tokens that go on to another property or item, by the same key (``","``)."""
     opener_ids: list[int] = field(default_factory=list)
 
 
@@ -100,8 +96,6 @@ class _Run:
         self.parser = ToolCallStreamParser(plan.tools) if plan.parse_calls else None
         self.pending = ""
         self.call_ids: list[int] = []
-        self.in_string = False
-        self._escaped = False
         self.out: list[StreamEvent] = []
         self.stopped = False
 
@@ -149,7 +143,6 @@ class _Run:
             self.grammar.mark_consumed(len(context[0]) + 1)
         if self.mode == "call":
             self.call_ids.append(token)
-            self._track_strings(self.tokenizer.decode([token]))
             return token
         delta = self.decoder.add(token)
         if self.mode == "watch":
@@ -165,16 +158,6 @@ class _Run:
             return token
         self.emit_text(delta)
         return token
-
-    def _track_strings(self, text: str) -> None:
-        """Follow whether the call's JSON text is inside a string (quotes, escapes)."""
-        for ch in text:
-            if self._escaped:
-                self._escaped = False
-            elif self.in_string and ch == "\\":
-                self._escaped = True
-            elif ch == '"':
-                self.in_string = not self.in_string
 
     # -- end -------------------------------------------------------------------------------
     def finish(self, finish: FinishReason) -> FinishReason:
@@ -221,15 +204,11 @@ class _Run:
         return "tool_calls"
 
 
-def _steer(plan: Plan, mode: Mode, scores: Any, left: int, in_string: bool = False) -> None:
+def _steer(plan: Plan, mode: Mode, scores: Any, left: int) -> None:
     """Biases on top of the grammar mask (forbidden tokens stay ``-inf``): the user's words
-    inside a call, closing an object rather than going on to another property, then closing
-    (strongly) and separating (less) tokens near the budget end."""
+    inside a call, then closing (strongly) and separating (less) tokens near the budget end."""
     if mode == "call" and plan.copy_ids:
         scores[0, plan.copy_ids] += plan.shaping.copy_bias
-    going_on = mode == "call" and plan.object_closers
-    if going_on and int(scores[0].argmax()) in plan.call_separators[in_string]:
-        scores[0, plan.object_closers[in_string]] += plan.shaping.close_bias
     if plan.closers and left <= plan.close_reserve:
         scores[0, plan.closers] += 1000.0
         if plan.quote_closers:  # a string ends first, on its own quote
@@ -269,8 +248,7 @@ class Decoding:
         scores = plan.sampler.penalise(context, logits)
         if run.grammar is not None:
             scores = run.grammar(context, scores)
-            left = plan.max_new_tokens - self.produced
-            _steer(plan, run.mode, scores, left, run.in_string)
+            _steer(plan, run.mode, scores, plan.max_new_tokens - self.produced)
         elif self.produced == 0 and plan.opener_ids and run.mode == "watch":
             scores[0, plan.opener_ids] += plan.shaping.call_bias
         token = plan.sampler.pick(context, scores.clone())

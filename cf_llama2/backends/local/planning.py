@@ -98,8 +98,6 @@ def build_plan(
             plan.quote_closers = [
                 i for i in plan.closers if tokenizer.decode([i]).strip().startswith('"')
             ]
-        if shaping.close_bias:
-            plan.object_closers, plan.call_separators = _close_choices(tokenizer, plan.closers)
         if shaping.copy_bias and isinstance(request, ChatRequest):
             users = [m.content for m in request.messages if m.role == "user" and m.content]
             plan.copy_ids = copy_token_ids(tokenizer, users)
@@ -122,27 +120,6 @@ def build_plan(
         plan.mode, plan.call_tools, plan.tools, plan.parse_calls = "watch", tools, tools, True
         plan.close_reserve = close_reserve(tokenizer, [t.parameters for t in tools], shaping)
     return plan
-
-
-def _close_choices(
-    tokenizer: Any, closers: list[int]
-) -> tuple[dict[bool, list[int]], dict[bool, frozenset[int]]]:
-    """The close-bias token sets, keyed by "inside a string": closing an object there must end
-    the string first (``"}``), and only a ``"``-led ``,`` ends a value rather than being text.
-    Closers with a ``]`` are left out, so a list is never cut short by the bias."""
-    texts = {i: tokenizer.decode([i]).strip() for i in closers}
-    ends = {i: tokenizer.decode([i]).strip() for i in separator_tokens(tokenizer)}
-    object_closers = {
-        quoted: [
-            i for i, t in texts.items() if "}" in t and "]" not in t and t.startswith('"') == quoted
-        ]
-        for quoted in (True, False)
-    }
-    separators = {
-        quoted: frozenset(i for i, t in ends.items() if t.startswith('"') == quoted)
-        for quoted in (True, False)
-    }
-    return object_closers, separators
 
 
 def _answers_a_tool_result(request: Request) -> bool:

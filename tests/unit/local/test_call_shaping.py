@@ -3,7 +3,6 @@ stay bounded, and the schema/bias helpers do what the decoding loop relies on.""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import jsonschema
@@ -206,32 +205,3 @@ def test_the_call_bias_applies_to_the_first_call_not_to_the_answer_after_a_resul
 
     assert openers(asked), "the first turn leans towards a call"
     assert openers(answered) == [], "the answer to a tool result is not pushed to call again"
-
-
-OPTIONAL = {
-    "name": "find",
-    "description": "Find things",
-    "parameters": {
-        "type": "object",
-        "properties": {"need": {"type": "integer"}, "opt": {"type": "string"}},
-        "required": ["need"],
-    },
-}
-
-
-@pytest.mark.parametrize(("close_bias", "kept"), [(0.0, True), (500.0, False)])
-def test_the_close_bias_ends_an_object_instead_of_an_optional_property(
-    writes: Any, close_bias: float, kept: bool
-) -> None:
-    backend = writes('{"name":"find","arguments":{"need":1,"opt":"x"}}')
-    backend.tool_shaping = dataclasses.replace(DEFAULT_SHAPING, close_bias=close_bias)
-    (call,) = backend.run(forced(OPTIONAL, 64)).tool_calls
-    assert call.arguments == ({"need": 1, "opt": "x"} if kept else {"need": 1})
-
-
-def test_the_close_bias_never_drops_a_required_property(writes: Any) -> None:
-    backend = writes('{"name":"book_trip","arguments":{"trip":{"leg":{"city":"Paris",')
-    backend.tool_shaping = dataclasses.replace(DEFAULT_SHAPING, close_bias=500.0)
-    (call,) = backend.run(forced(NESTED, 128)).tool_calls
-    jsonschema.validate(call.arguments, NESTED["parameters"])
-    assert call.arguments["trip"]["leg"]["city"] == "Paris"
