@@ -20,6 +20,7 @@ from ..schema import (
     UsageEvent,
     stop,
 )
+from ..tools import Tool
 from .envelope import _is_failure, envelope_result
 from .request import sent_tools
 
@@ -38,12 +39,16 @@ class WireStreamDecoder:
     Args:
         request: the request being answered (tools, stop sequences, ``max_tokens``).
         model: the model name reported in the end event.
+        tools: ``sent_tools(request)`` when the caller has worked it out already; ``None`` to
+            work it out here.
     """
 
-    def __init__(self, request: Request, *, model: str = "") -> None:
+    def __init__(
+        self, request: Request, *, model: str = "", tools: Sequence[Tool] | None = None
+    ) -> None:
         self.model = model
         self._max_tokens = request.max_tokens
-        self._tools = sent_tools(request)
+        self._tools = sent_tools(request) if tools is None else list(tools)
         self._stop = stop.StopFilter(request.stop) if request.stop else None
         self._parser = tool_calls.ToolCallStreamParser(self._tools) if self._tools else None
         self._index: dict[tuple[str, int], int] = {}
@@ -197,13 +202,20 @@ class WireStreamDecoder:
 
 
 def envelope_to_events(
-    status: int, body: Any, request: Request, *, model: str = ""
+    status: int,
+    body: Any,
+    request: Request,
+    *,
+    model: str = "",
+    tools: Sequence[Tool] | None = None,
 ) -> list[StreamEvent]:
     """All events of a non-streamed answer (fold them with ``reduce_events``).
+
+    ``tools``: as for :class:`WireStreamDecoder`.
 
     Raises:
         APIError: the envelope is a failure or has the wrong shape.
     """
     result = envelope_result(status, body)
-    decoder = WireStreamDecoder(request, model=model)
+    decoder = WireStreamDecoder(request, model=model, tools=tools)
     return [*decoder.feed(result), *decoder.finish()]

@@ -35,9 +35,10 @@ FAILURES = (APIError, httpx.HTTPError, DeadlineExceeded)
 def build_request(
     client: httpx.Client | httpx.AsyncClient, call: PreparedCall, deadline: Deadline
 ) -> httpx.Request:
+    """The attempt's ``httpx.Request`` (through the client: its own headers, cookies... apply)."""
     return client.build_request(
         "POST",
-        call.url,
+        call.target if call.target is not None else call.url,
         content=call.content,
         headers=call.headers,
         timeout=deadline.httpx_timeout(),

@@ -35,6 +35,7 @@ from .attempt import (
 )
 from .config import DEFAULT_MODEL, RemoteSettings
 from .deadline import Deadline
+from .endpoint import Endpoint
 from .exchange import (
     PreparedCall,
     StreamDecoder,
@@ -131,17 +132,22 @@ class RemoteBackend:
         self._async_transport = async_transport
         self._lock = threading.Lock()
         self._aclients = self._loop_clients()
+        self._endpoint: Endpoint | None = None
+        self._info: BackendInfo | None = None
 
     # -- facts and lifecycle ------------------------------------------------------------------
 
     @property
     def info(self) -> BackendInfo:
         """The model id, its 4096-token window, no constrained decoding, ``workers-ai``."""
-        return BackendInfo(
-            model=self.settings.model,
-            context_window=4096,
-            provider="workers-ai",
-        )
+        info = self._info
+        if info is None or info.model != self.settings.model:
+            info = self._info = BackendInfo(
+                model=self.settings.model,
+                context_window=4096,
+                provider="workers-ai",
+            )
+        return info
 
     def __repr__(self) -> str:
         s = self.settings
@@ -166,6 +172,8 @@ class RemoteBackend:
         self._transport = self._async_transport = None
         self._lock = threading.Lock()
         self._aclients = self._loop_clients()
+        self._endpoint = None
+        self._info = None
 
     def __copy__(self) -> RemoteBackend:
         # A copy keeps the token, shares clients passed in, and makes its own clients otherwise
@@ -212,7 +220,11 @@ class RemoteBackend:
         return settings
 
     def _prepare(self, request: Request | Mapping[str, Any], *, stream: bool) -> PreparedCall:
-        return prepare(self._settings(), parse_request(request), stream=stream)
+        settings = self._settings()
+        endpoint = self._endpoint
+        if endpoint is None or endpoint.settings is not settings:
+            endpoint = self._endpoint = Endpoint.of(settings)  # once per settings object
+        return prepare(settings, parse_request(request), stream=stream, endpoint=endpoint)
 
     def _secrets(self) -> list[str]:
         token = self.settings.api_token
