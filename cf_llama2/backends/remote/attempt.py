@@ -16,6 +16,7 @@ from ...errors import APIError, IncompleteStreamError
 from ...schema import ChatResult, StreamEvent
 from ...schema.reducer import reduce_events
 from .deadline import Deadline, DeadlineExceeded
+from .endpoint import call_headers
 from .exchange import PreparedCall, StreamDecoder, answer_events, response_error, transport_error
 
 __all__ = [
@@ -40,7 +41,7 @@ def build_request(
         "POST",
         call.target if call.target is not None else call.url,
         content=call.content,
-        headers=call.headers,
+        headers=call_headers(client, call.headers),
         timeout=deadline.httpx_timeout(),
     )
 

@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Literal
 
@@ -35,7 +36,7 @@ from .attempt import (
 )
 from .config import DEFAULT_MODEL, RemoteSettings
 from .deadline import Deadline
-from .endpoint import Endpoint
+from .endpoint import BakedAsyncClient, BakedClient, Endpoint
 from .exchange import (
     PreparedCall,
     StreamDecoder,
@@ -195,15 +196,25 @@ class RemoteBackend:
         with self._lock:
             if self._client is None:
                 transport = self._transport or deadline_transport(tls_context())
-                self._client = httpx.Client(transport=transport, verify=tls_context())
+                self._client = BakedClient(
+                    baked=self._baked_headers(), transport=transport, verify=tls_context()
+                )
             return self._client
+
+    def _baked_headers(self) -> Mapping[str, str]:
+        """The default headers of a client made now: the JSON call's, once an endpoint exists."""
+        endpoint = self._endpoint
+        return endpoint.json_headers if endpoint is not None else {}
 
     def _loop_clients(self) -> LoopClients:
         transport = self._async_transport
+        backend = weakref.ref(self)  # the pools must not keep the backend alive
 
         def factory() -> httpx.AsyncClient:
             chosen = transport or async_deadline_transport(tls_context())
-            return httpx.AsyncClient(transport=chosen, verify=tls_context())
+            owner = backend()
+            baked = owner._baked_headers() if owner is not None else {}
+            return BakedAsyncClient(baked=baked, transport=chosen, verify=tls_context())
 
         return LoopClients(factory, owned=transport is None)
 

@@ -3,6 +3,8 @@ without timing anything.
 
 * The endpoint (the parsed URL and the headers with the token) is built once per settings
   object, not once per call; new credentials from the environment make a new one.
+* The backend's own clients carry the JSON call's headers as their defaults, so such a call
+  passes none (httpx's per-request header merging is skipped; the wire bytes are the same).
 * The tools a call sends are worked out once per call, and that one list serves the body, the
   options header and the answer's tool-call parser.
 """
@@ -17,6 +19,7 @@ import pytest
 
 from cf_llama2.backends.remote import RemoteBackend
 from cf_llama2.backends.remote.config import RemoteSettings
+from cf_llama2.backends.remote.endpoint import call_headers
 from cf_llama2.errors import ConfigurationError
 from cf_llama2.schema import ChatRequest
 from cf_llama2.tools import Tool
@@ -140,3 +143,42 @@ def test_the_tools_worked_out_once_are_the_ones_sent(monkeypatch: pytest.MonkeyP
     assert seen[-1].content == call.content
     assert seen[-1].headers["cf-llama2-options"] == call.headers["cf-llama2-options"]
     backend.close()
+
+
+@pytest.mark.parametrize("fields", [{}, {"stop": ["\n\n"]}])
+async def test_own_clients_send_the_json_headers_by_default(fields: dict[str, Any]) -> None:
+    own: list[httpx.Request] = []
+    given: list[httpx.Request] = []
+
+    def recorder(seen: list[httpx.Request]) -> Callable[[httpx.Request], httpx.Response]:
+        def handler(request: httpx.Request) -> httpx.Response:
+            seen.append(request)
+            return _answer("ok")(request)
+
+        return handler
+
+    ask = ChatRequest(messages=[{"role": "user", "content": "hi"}], **fields)  # type: ignore[list-item]
+    mine = RemoteBackend(
+        "acc",
+        TOKEN,
+        transport=httpx.MockTransport(recorder(own)),
+        async_transport=httpx.MockTransport(recorder(own)),
+    )
+    theirs = RemoteBackend(
+        "acc",
+        TOKEN,
+        http_client=httpx.Client(transport=httpx.MockTransport(recorder(given))),
+        async_http_client=httpx.AsyncClient(transport=httpx.MockTransport(recorder(given))),
+    )
+    for backend in (mine, theirs):
+        backend.run(ask)
+        list(backend.stream(ask))
+        await backend.arun(ask)
+    # The same bytes on the wire, header order included, with or without baked defaults.
+    assert [r.headers.raw for r in own] == [r.headers.raw for r in given]
+    assert [r.content for r in own] == [r.content for r in given]
+    call = mine._prepare(ask, stream=False)
+    baked = call_headers(mine._sync_client(), call.headers)
+    assert baked is None if not fields else baked == call.headers  # options header: passed
+    assert call_headers(theirs._sync_client(), call.headers) == call.headers
+    await mine.aclose()
