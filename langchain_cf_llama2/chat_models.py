@@ -119,8 +119,13 @@ class ChatCloudflareLlama2(CloudflareLlama2Params, BaseChatModel):
         # A result names its model; the backend is asked only when it does not.
         message = result_to_message(result, model_name=result.model or self._model_name())
         llm_output: dict[str, Any] = {"model_name": message.response_metadata["model_name"]}
-        if result.usage is not None:
-            llm_output["token_usage"] = result.usage.model_dump()
+        usage = result.usage
+        if usage is not None:  # what usage.model_dump() gives, without the serializer
+            llm_output["token_usage"] = {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens,
+            }
         return LCChatResult(generations=[ChatGeneration(message=message)], llm_output=llm_output)
 
     # ------------------------------------------------------------------ calls

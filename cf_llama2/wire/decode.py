@@ -26,6 +26,9 @@ from .request import sent_tools
 
 __all__ = ["WireStreamDecoder", "envelope_to_events"]
 
+_USAGE_FIELDS = frozenset(Usage.model_fields)
+"""Read once: pydantic's ``model_fields`` is a class property that costs microseconds a read."""
+
 
 class WireStreamDecoder:
     """Turn Workers AI result objects / stream payloads into stream events.
@@ -155,7 +158,7 @@ class WireStreamDecoder:
             )
         usage = payload.get("usage")
         if isinstance(usage, Mapping):
-            counts = {k: v for k, v in usage.items() if k in Usage.model_fields and type(v) is int}
+            counts = {k: v for k, v in usage.items() if k in _USAGE_FIELDS and type(v) is int}
             counts.setdefault(
                 "total_tokens", counts.get("prompt_tokens", 0) + counts.get("completion_tokens", 0)
             )
