@@ -138,8 +138,15 @@ class CloudflareLlama2Params(BaseModel):
         """
         return self._backend_handle().get()
 
+    def _peek_handle(self) -> BackendHandle | None:
+        """The backend handle when made, read straight from the private values: pydantic's
+        lookup of a private attribute raises and catches an exception inside, several µs on
+        every call."""
+        private = self.__pydantic_private__
+        return None if private is None else private.get("_handle")
+
     def _backend_handle(self) -> BackendHandle:
-        handle = self._handle
+        handle = self._peek_handle()
         if handle is None:
             with _HANDLE_LOCK:
                 if self._handle is None:
@@ -235,7 +242,8 @@ class CloudflareLlama2Params(BaseModel):
 
     def resolved_model_name(self) -> str:
         """The model id for tracing and ``response_metadata``, without loading anything."""
-        live = self._handle.peek() if self._handle is not None and self._handle.named else None
+        handle = self._peek_handle()
+        live = handle.peek() if handle is not None and handle.named else None
         if live is not None:
             return live.info.model or self.model
         if isinstance(self.backend, str):

@@ -101,22 +101,31 @@ class ChatCloudflareLlama2(CloudflareLlama2Params, BaseChatModel):
         response_format = options.pop("response_format", None)
         functions = options.pop("functions", None) or []
         stream = bool(options.pop("stream", False))
-        sampling = sampling_overrides(self.default_sampling(), stop, options)
-        return ChatRequest(
-            messages=messages_to_core(messages),
-            tools=tools,
-            tool_choice=tool_choice or "auto",
-            functions=functions,
-            response_format=response_format,
-            stream=stream,
-            **sampling,
-        )
+        fields = sampling_overrides(self.default_sampling(), stop, options)
+        # Fields left at their defaults are not passed: their validators have nothing to check.
+        if tools:
+            fields["tools"] = tools
+        if tool_choice:
+            fields["tool_choice"] = tool_choice
+        if functions:
+            fields["functions"] = functions
+        if response_format is not None:
+            fields["response_format"] = response_format
+        if stream:
+            fields["stream"] = True
+        return ChatRequest(messages=messages_to_core(messages), **fields)
 
     def _to_chat_result(self, result: ChatResult) -> LCChatResult:
-        message = result_to_message(result, model_name=self._model_name())
+        # A result names its model; the backend is asked only when it does not.
+        message = result_to_message(result, model_name=result.model or self._model_name())
         llm_output: dict[str, Any] = {"model_name": message.response_metadata["model_name"]}
-        if result.usage is not None:
-            llm_output["token_usage"] = result.usage.model_dump()
+        usage = result.usage
+        if usage is not None:  # what usage.model_dump() gives, without the serializer
+            llm_output["token_usage"] = {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens,
+            }
         return LCChatResult(generations=[ChatGeneration(message=message)], llm_output=llm_output)
 
     # ------------------------------------------------------------------ calls

@@ -105,7 +105,10 @@ class BackendHandle:
                     "was not carried over (it could not be pickled); create the object again "
                     "with backend=<the backend object>"
                 )
-            return resolve_backend(self.spec)
+            checked = self._backend
+            if checked is None:  # checked once: the check looks up every member statically
+                checked = self._backend = resolve_backend(self.spec)
+            return checked
         backend = self._backend
         if backend is not None:
             return backend

@@ -20,10 +20,14 @@ from ..schema import (
     UsageEvent,
     stop,
 )
+from ..tools import Tool
 from .envelope import _is_failure, envelope_result
 from .request import sent_tools
 
 __all__ = ["WireStreamDecoder", "envelope_to_events"]
+
+_USAGE_FIELDS = frozenset(Usage.model_fields)
+"""Read once: pydantic's ``model_fields`` is a class property that costs microseconds a read."""
 
 
 class WireStreamDecoder:
@@ -38,12 +42,16 @@ class WireStreamDecoder:
     Args:
         request: the request being answered (tools, stop sequences, ``max_tokens``).
         model: the model name reported in the end event.
+        tools: ``sent_tools(request)`` when the caller has worked it out already; ``None`` to
+            work it out here.
     """
 
-    def __init__(self, request: Request, *, model: str = "") -> None:
+    def __init__(
+        self, request: Request, *, model: str = "", tools: Sequence[Tool] | None = None
+    ) -> None:
         self.model = model
         self._max_tokens = request.max_tokens
-        self._tools = sent_tools(request)
+        self._tools = sent_tools(request) if tools is None else list(tools)
         self._stop = stop.StopFilter(request.stop) if request.stop else None
         self._parser = tool_calls.ToolCallStreamParser(self._tools) if self._tools else None
         self._index: dict[tuple[str, int], int] = {}
@@ -150,7 +158,7 @@ class WireStreamDecoder:
             )
         usage = payload.get("usage")
         if isinstance(usage, Mapping):
-            counts = {k: v for k, v in usage.items() if k in Usage.model_fields and type(v) is int}
+            counts = {k: v for k, v in usage.items() if k in _USAGE_FIELDS and type(v) is int}
             counts.setdefault(
                 "total_tokens", counts.get("prompt_tokens", 0) + counts.get("completion_tokens", 0)
             )
@@ -197,13 +205,20 @@ class WireStreamDecoder:
 
 
 def envelope_to_events(
-    status: int, body: Any, request: Request, *, model: str = ""
+    status: int,
+    body: Any,
+    request: Request,
+    *,
+    model: str = "",
+    tools: Sequence[Tool] | None = None,
 ) -> list[StreamEvent]:
     """All events of a non-streamed answer (fold them with ``reduce_events``).
+
+    ``tools``: as for :class:`WireStreamDecoder`.
 
     Raises:
         APIError: the envelope is a failure or has the wrong shape.
     """
     result = envelope_result(status, body)
-    decoder = WireStreamDecoder(request, model=model)
+    decoder = WireStreamDecoder(request, model=model, tools=tools)
     return [*decoder.feed(result), *decoder.finish()]

@@ -9,7 +9,7 @@ options header says so), so the local backend renders its own instructions.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import prompt
@@ -61,18 +61,25 @@ def _merge_system(messages: list[dict[str, str]], text: str) -> list[dict[str, s
     return [{"role": "system", "content": text}, *messages]
 
 
-def _has_instructions(request: Request) -> bool:
+def _has_instructions(request: Request, tools: Sequence[Tool] | None = None) -> bool:
     if request.response_format is not None:
         return isinstance(request, ChatRequest) or not request.raw
-    return bool(sent_tools(request))
+    return bool(sent_tools(request) if tools is None else tools)
 
 
-def request_to_body(request: Request, *, tool_format: ToolFormat = "function") -> dict[str, Any]:
+def request_to_body(
+    request: Request,
+    *,
+    tool_format: ToolFormat = "function",
+    tools: Sequence[Tool] | None = None,
+) -> dict[str, Any]:
     """The exact Workers AI body for ``request`` (the model page's input schema).
 
     Args:
         request: a validated chat or prompt request.
         tool_format: ``"function"`` (``{"type": "function", "function": {...}}``) or ``"flat"``.
+        tools: ``sent_tools(request)`` when the caller has worked it out already (it is not
+            worked out again); ``None`` to work it out here.
 
     Returns:
         A JSON-ready dict. Chat requests carry ``messages`` with tool history rendered into
@@ -88,7 +95,7 @@ def request_to_body(request: Request, *, tool_format: ToolFormat = "function") -
             body["raw"] = True
         body.update(sampling)
         return body
-    tools = sent_tools(request)
+    tools = sent_tools(request) if tools is None else list(tools)
     choice = "auto" if request.tool_choice == "none" else request.tool_choice
     messages = prompt.flatten_messages(
         request.messages, tools=tools, tool_choice=choice, tools_in_prompt=bool(tools)
@@ -106,12 +113,13 @@ def request_to_body(request: Request, *, tool_format: ToolFormat = "function") -
     return body
 
 
-def request_options_header(request: Request) -> str | None:
+def request_options_header(request: Request, *, tools: Sequence[Tool] | None = None) -> str | None:
     """The ``cf-llama2-options`` header value, or ``None`` when there is nothing to say.
 
     Keys: ``tool_choice`` (when not ``"auto"``), ``stop``, ``response_format``, and
     ``instructions_in_prompt`` when tool or output-format instructions were merged into the
-    prompt (so that :func:`body_to_request` can take them out again).
+    prompt (so that :func:`body_to_request` can take them out again). ``tools``: as for
+    :func:`request_to_body`.
     """
     options: dict[str, Any] = {}
     if isinstance(request, ChatRequest) and request.tool_choice != "auto":
@@ -120,7 +128,7 @@ def request_options_header(request: Request) -> str | None:
         options["stop"] = list(request.stop)
     if request.response_format is not None:
         options["response_format"] = request.response_format.model_dump(exclude_none=True)
-    if _has_instructions(request):
+    if _has_instructions(request, tools):
         # Tells the local server to take the merged instructions out again (it renders its own).
         options["instructions_in_prompt"] = True
     if not options:

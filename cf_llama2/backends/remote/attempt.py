@@ -16,6 +16,7 @@ from ...errors import APIError, IncompleteStreamError
 from ...schema import ChatResult, StreamEvent
 from ...schema.reducer import reduce_events
 from .deadline import Deadline, DeadlineExceeded
+from .endpoint import call_headers
 from .exchange import PreparedCall, StreamDecoder, answer_events, response_error, transport_error
 
 __all__ = [
@@ -35,11 +36,12 @@ FAILURES = (APIError, httpx.HTTPError, DeadlineExceeded)
 def build_request(
     client: httpx.Client | httpx.AsyncClient, call: PreparedCall, deadline: Deadline
 ) -> httpx.Request:
+    """The attempt's ``httpx.Request`` (through the client: its own headers, cookies... apply)."""
     return client.build_request(
         "POST",
-        call.url,
+        call.target if call.target is not None else call.url,
         content=call.content,
-        headers=call.headers,
+        headers=call_headers(client, call.headers),
         timeout=deadline.httpx_timeout(),
     )
 

@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Literal
 
@@ -35,6 +36,7 @@ from .attempt import (
 )
 from .config import DEFAULT_MODEL, RemoteSettings
 from .deadline import Deadline
+from .endpoint import BakedAsyncClient, BakedClient, Endpoint
 from .exchange import (
     PreparedCall,
     StreamDecoder,
@@ -131,17 +133,22 @@ class RemoteBackend:
         self._async_transport = async_transport
         self._lock = threading.Lock()
         self._aclients = self._loop_clients()
+        self._endpoint: Endpoint | None = None
+        self._info: BackendInfo | None = None
 
     # -- facts and lifecycle ------------------------------------------------------------------
 
     @property
     def info(self) -> BackendInfo:
         """The model id, its 4096-token window, no constrained decoding, ``workers-ai``."""
-        return BackendInfo(
-            model=self.settings.model,
-            context_window=4096,
-            provider="workers-ai",
-        )
+        info = self._info
+        if info is None or info.model != self.settings.model:
+            info = self._info = BackendInfo(
+                model=self.settings.model,
+                context_window=4096,
+                provider="workers-ai",
+            )
+        return info
 
     def __repr__(self) -> str:
         s = self.settings
@@ -166,6 +173,8 @@ class RemoteBackend:
         self._transport = self._async_transport = None
         self._lock = threading.Lock()
         self._aclients = self._loop_clients()
+        self._endpoint = None
+        self._info = None
 
     def __copy__(self) -> RemoteBackend:
         # A copy keeps the token, shares clients passed in, and makes its own clients otherwise
@@ -187,15 +196,25 @@ class RemoteBackend:
         with self._lock:
             if self._client is None:
                 transport = self._transport or deadline_transport(tls_context())
-                self._client = httpx.Client(transport=transport, verify=tls_context())
+                self._client = BakedClient(
+                    baked=self._baked_headers(), transport=transport, verify=tls_context()
+                )
             return self._client
+
+    def _baked_headers(self) -> Mapping[str, str]:
+        """The default headers of a client made now: the JSON call's, once an endpoint exists."""
+        endpoint = self._endpoint
+        return endpoint.json_headers if endpoint is not None else {}
 
     def _loop_clients(self) -> LoopClients:
         transport = self._async_transport
+        backend = weakref.ref(self)  # the pools must not keep the backend alive
 
         def factory() -> httpx.AsyncClient:
             chosen = transport or async_deadline_transport(tls_context())
-            return httpx.AsyncClient(transport=chosen, verify=tls_context())
+            owner = backend()
+            baked = owner._baked_headers() if owner is not None else {}
+            return BakedAsyncClient(baked=baked, transport=chosen, verify=tls_context())
 
         return LoopClients(factory, owned=transport is None)
 
@@ -212,7 +231,11 @@ class RemoteBackend:
         return settings
 
     def _prepare(self, request: Request | Mapping[str, Any], *, stream: bool) -> PreparedCall:
-        return prepare(self._settings(), parse_request(request), stream=stream)
+        settings = self._settings()
+        endpoint = self._endpoint
+        if endpoint is None or endpoint.settings is not settings:
+            endpoint = self._endpoint = Endpoint.of(settings)  # once per settings object
+        return prepare(settings, parse_request(request), stream=stream, endpoint=endpoint)
 
     def _secrets(self) -> list[str]:
         token = self.settings.api_token

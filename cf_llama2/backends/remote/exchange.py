@@ -28,14 +28,17 @@ from ...errors import (
     error_from_response,
 )
 from ...schema import Request, StreamEvent
+from ...tools import Tool
 from ...wire import (
     OPTIONS_HEADER,
     WireStreamDecoder,
     envelope_to_events,
     request_options_header,
     request_to_body,
+    sent_tools,
 )
 from .config import RemoteSettings
+from .endpoint import Endpoint
 from .retry import RetryPolicy, parse_retry_after
 from .sse import SSEDecoder
 
@@ -66,7 +69,11 @@ def tls_context() -> ssl.SSLContext:
 
 @dataclass(frozen=True)
 class PreparedCall:
-    """One HTTP call, ready to send (``repr`` leaves the headers out: they hold the token)."""
+    """One HTTP call, ready to send (``repr`` leaves the headers out: they hold the token).
+
+    ``target`` is the parsed ``url`` (parsed once per endpoint, not per call) and ``tools`` the
+    tools sent (worked out once per call; ``None``: work them out from ``request``).
+    """
 
     url: str
     content: bytes
@@ -74,30 +81,49 @@ class PreparedCall:
     request: Request
     model: str
     stream: bool
+    target: httpx.URL | None = None
+    tools: tuple[Tool, ...] | None = None
 
     def __repr__(self) -> str:
         return f"PreparedCall(url={self.url!r}, stream={self.stream}, bytes={len(self.content)})"
 
 
-def prepare(settings: RemoteSettings, request: Request, *, stream: bool) -> PreparedCall:
+def prepare(
+    settings: RemoteSettings,
+    request: Request,
+    *,
+    stream: bool,
+    endpoint: Endpoint | None = None,
+) -> PreparedCall:
     """The URL, body and headers for ``request``; ``stream`` overrides the request's flag.
+
+    Args:
+        settings: the backend's settings.
+        request: a validated request (not validated again here).
+        stream: ask for an SSE answer.
+        endpoint: the URL and headers of ``settings`` built earlier (reused when it was built
+            from this very settings object, else built now).
 
     Raises:
         ConfigurationError: credentials are missing (named with their environment variables).
     """
-    missing = settings.missing_credentials()
-    if missing is not None:
-        raise missing
-    body = request_to_body(request, tool_format=settings.tool_format)
+    if endpoint is None or endpoint.settings is not settings:
+        endpoint = Endpoint.of(settings)
+    if not endpoint.complete:
+        missing = settings.missing_credentials()
+        if missing is not None:
+            raise missing
+    tools = tuple(sent_tools(request))
+    body = request_to_body(request, tool_format=settings.tool_format, tools=tools)
     body["stream"] = stream
-    headers = settings.request_headers()
-    if stream:
-        headers["Accept"] = "text/event-stream"
-    options = request_options_header(request)
+    headers = endpoint.headers(stream=stream)
+    options = request_options_header(request, tools=tools)
     if options is not None:
         headers[OPTIONS_HEADER] = options
     content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    return PreparedCall(settings.url, content, headers, request, settings.model, stream)
+    return PreparedCall(
+        endpoint.url, content, headers, request, settings.model, stream, endpoint.target, tools
+    )
 
 
 def _json_or_none(content: bytes) -> Any:
@@ -123,7 +149,7 @@ def answer_events(call: PreparedCall, status: int, content: bytes) -> list[Strea
     body = _json_or_none(content)
     if body is None:
         raise error_from_response(status, None, text=content.decode("utf-8", errors="replace"))
-    return envelope_to_events(status, body, call.request, model=call.model)
+    return envelope_to_events(status, body, call.request, model=call.model, tools=call.tools)
 
 
 def is_event_stream(headers: Mapping[str, str]) -> bool:
@@ -196,7 +222,7 @@ class StreamDecoder:
 
     def __init__(self, call: PreparedCall) -> None:
         self._sse = SSEDecoder()
-        self._wire = WireStreamDecoder(call.request, model=call.model)
+        self._wire = WireStreamDecoder(call.request, model=call.model, tools=call.tools)
         self.done = False
         self.delivered = False
 

@@ -467,3 +467,18 @@ def test_structured_output_bad_arguments() -> None:
         model.with_structured_output(Joke, foo=1)
     with pytest.raises(ValueError, match="needs a schema"):
         model.with_structured_output(None)
+
+
+def test_generate_reports_model_and_usage() -> None:
+    from cf_llama2.schema import ChatResult
+
+    usage = Usage(prompt_tokens=3, completion_tokens=2, total_tokens=5)
+    model, _ = chat(
+        ChatResult(response="a", usage=usage),  # no model named: the backend's
+        ChatResult(response="b", usage=usage, model="@cf/named"),
+    )
+    first, second = (model._generate([HumanMessage("hi")]) for _ in range(2))
+    assert first.llm_output == {"model_name": "scripted-llama", "token_usage": usage.model_dump()}
+    assert second.llm_output == {"model_name": "@cf/named", "token_usage": usage.model_dump()}
+    message = second.generations[0].message
+    assert message.response_metadata == {"model_name": "@cf/named", "finish_reason": "stop"}
