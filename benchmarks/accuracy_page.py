@@ -3,8 +3,9 @@
 The page ``docs/tool-calling.md`` holds its results between two markers; this module renders
 them from ``docs/benchmarks/results/tool_calling.json`` (written by
 :mod:`benchmarks.tool_calling`) and, when there is one, the held-out check
-``tool_calling_heldout.json`` (the same rows on BFCL's non-live set), so the page shows the
-figures of the last runs as they are.
+``tool_calling_forced.json`` (forced simple calls on a larger sample of the live set, beside
+LangChain's ``ChatLlamaCpp``) and ``tool_calling_heldout.json`` (the same on BFCL's non-live set),
+so the page shows the figures of the last runs as they are.
 
     python -m benchmarks.accuracy_page          # rewrite the page's results
     python -m benchmarks.accuracy_page --check  # exit 1 when the page is out of date
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "tool-calling.md"
 RESULT = ROOT / "docs" / "benchmarks" / "results" / "tool_calling.json"
 HELDOUT = RESULT.with_name("tool_calling_heldout.json")
+FORCED = RESULT.with_name("tool_calling_forced.json")
 START = "<!-- results: python -m benchmarks.accuracy_page -->"
 END = "<!-- /results -->"
 
@@ -33,9 +35,16 @@ def _percent(value: Any, unit: str) -> str:
     return f"{value:g}{unit}" if isinstance(value, (int, float)) else f"{value}{unit}"
 
 
-def render_results(result: Mapping[str, Any], heldout: Mapping[str, Any] | None = None) -> str:
-    """The page's results section (between the markers): a results file and its held-out check."""
+def render_results(
+    result: Mapping[str, Any],
+    heldout: Mapping[str, Any] | None = None,
+    forced: Mapping[str, Any] | None = None,
+) -> str:
+    """The page's results section (between the markers): a results file, the forced-call
+    comparison with ``ChatLlamaCpp`` and the held-out check (each when there is one)."""
     lines = _render_run(result)
+    if forced is not None:
+        lines += ["### Forced calls against ChatLlamaCpp", "", *_render_run(forced)]
     if heldout is not None:
         lines += ["### Held-out check", "", *_render_run(heldout)]
     lines += [
@@ -85,19 +94,31 @@ def _render_run(result: Mapping[str, Any]) -> list[str]:
 
 
 def updated_page(
-    page: str, result: Mapping[str, Any], heldout: Mapping[str, Any] | None = None
+    page: str,
+    result: Mapping[str, Any],
+    heldout: Mapping[str, Any] | None = None,
+    forced: Mapping[str, Any] | None = None,
 ) -> str:
     """``page`` with its results section replaced by :func:`render_results`."""
     head, start, rest = page.partition(START)
     _, end, tail = rest.partition(END)
     if not start or not end:
         raise ValueError(f"the page has no {START} ... {END} section")
-    return f"{head}{START}\n\n{render_results(result, heldout)}\n\n{END}{tail}"
+    return f"{head}{START}\n\n{render_results(result, heldout, forced)}\n\n{END}{tail}"
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
 def load_heldout() -> dict[str, Any] | None:
     """The held-out results file, or None when there is none."""
-    return json.loads(HELDOUT.read_text(encoding="utf-8")) if HELDOUT.exists() else None
+    return _load(HELDOUT)
+
+
+def load_forced() -> dict[str, Any] | None:
+    """The forced-call comparison results file, or None when there is none."""
+    return _load(FORCED)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -107,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     result = json.loads(RESULT.read_text(encoding="utf-8"))
     page = PAGE.read_text(encoding="utf-8")
-    new = updated_page(page, result, load_heldout())
+    new = updated_page(page, result, load_heldout(), load_forced())
     if args.check:
         if new != page:
             print(f"{PAGE} is out of date: run python -m benchmarks.accuracy_page")

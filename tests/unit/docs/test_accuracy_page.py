@@ -11,6 +11,7 @@ from benchmarks.accuracy_page import (
     PAGE,
     RESULT,
     START,
+    load_forced,
     load_heldout,
     render_results,
     updated_page,
@@ -76,5 +77,12 @@ def test_the_section_is_replaced_between_the_markers_only() -> None:
 def test_the_page_shows_the_last_results_file() -> None:
     result = json.loads(RESULT.read_text(encoding="utf-8"))
     page = PAGE.read_text(encoding="utf-8")
-    fresh = updated_page(page, result, load_heldout())
+    fresh = updated_page(page, result, load_heldout(), load_forced())
     assert fresh == page, "run: python -m benchmarks.accuracy_page"
+
+
+def test_the_forced_comparison_and_the_held_out_check_get_their_own_headings() -> None:
+    text = render_results(RESULT_EXAMPLE, RESULT_EXAMPLE, RESULT_EXAMPLE)
+    forced = text.index("### Forced calls against ChatLlamaCpp")
+    assert forced < text.index("### Held-out check")
+    assert "### Forced calls" not in render_results(RESULT_EXAMPLE)
