@@ -3,8 +3,8 @@
 The ids were recorded with bitsandbytes' own int8 forward before the lean forward existed; the
 decoding speed-ups must not change a single one of them. bitsandbytes multiplies int8 matrices
 with ``torch._int_mm`` on CPUs with AVX-512 and in float32 elsewhere, and the two round the rest
-of the step differently, so the pins are per family (recorded on an AVX-512 host and on an AVX2-only
-host); everywhere, the lean forward must give exactly bitsandbytes' own answer.
+of the step differently, so the pins are per family (recorded on an AVX-512 host and on an
+AVX2-only host); everywhere, the lean forward must give exactly bitsandbytes' own answer.
 """
 
 from __future__ import annotations
