@@ -83,6 +83,26 @@ def _is_plain_string(schema: dict[str, Any]) -> bool:
     )
 
 
+_COMBINATORS = {"properties", "patternProperties", "anyOf", "oneOf", "allOf", "$ref"}
+
+
+def _is_free_form(schema: dict[str, Any]) -> bool:
+    """An object that may hold any keys with any values (``{"type": "object"}``, a ``dict``)."""
+    return schema.get("additionalProperties", True) is True and not (_COMBINATORS & schema.keys())
+
+
+def _free_value() -> dict[str, Any]:
+    """The values of a free-form object or array, bounded to one level of plain values.
+
+    A free-form value may otherwise nest without end (measured: a forced call that wrote
+    ``{"type": {"type": {...`` to the token limit and never closed); the strings and numbers
+    in it are then bounded like any other (the caller shapes this schema next).
+    """
+    return {
+        "anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]
+    }
+
+
 def shape_parameters(schema: dict[str, Any], shaping: ToolCallShaping) -> dict[str, Any]:
     """A copy of a JSON schema with the bounds and property order of ``shaping`` applied."""
     out = copy.deepcopy(schema)
@@ -111,6 +131,10 @@ def _shape(node: Any, shaping: ToolCallShaping) -> None:
                 node.setdefault("multipleOf", shaping.number_step)
         elif kind == "array":
             node.setdefault("maxItems", max(shaping.max_items, node.get("minItems", 0)))
+            if not {"items", "prefixItems"} & node.keys():
+                node["items"] = _free_value()
+        elif kind == "object" and _is_free_form(node):
+            node["additionalProperties"] = _free_value()
     props = node.get("properties")
     if shaping.required_first and isinstance(props, dict):
         required = [r for r in node.get("required", []) if r in props]

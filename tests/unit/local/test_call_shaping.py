@@ -205,3 +205,43 @@ def test_the_call_bias_applies_to_the_first_call_not_to_the_answer_after_a_resul
 
     assert openers(asked), "the first turn leans towards a call"
     assert openers(answered) == [], "the answer to a tool result is not pushed to call again"
+
+
+FREE_FORM = {
+    "name": "requests_get",
+    "description": "Send a GET request",
+    "parameters": {
+        "type": "object",
+        "properties": {
+            "url": {"type": "string"},
+            "params": {"type": "object", "description": "query parameters"},
+            "tags": {"type": "array"},
+        },
+        "required": ["url", "params"],
+    },
+}
+
+
+def test_a_free_form_object_cannot_nest_without_end(writes: Any) -> None:
+    """``{"type": "object"}`` with no properties held any value, so a forced call once wrote
+    ``{"type": {"type": {...`` to the token limit; its values are now plain and bounded."""
+    target = '{"name":"requests_get","arguments":{"url":"http://x","params":' + '{"type":' * 200
+    result = writes(target).run(forced(FREE_FORM, 96))
+    assert result.invalid_tool_calls == []
+    (call,) = result.tool_calls
+    jsonschema.validate(call.arguments, FREE_FORM["parameters"])
+    values = list(call.arguments["params"].values())
+    assert all(not isinstance(v, (dict, list)) for v in values)
+
+
+def test_free_form_values_are_one_level_of_bounded_plain_values() -> None:
+    shaped = shape_parameters(FREE_FORM["parameters"], DEFAULT_SHAPING)["properties"]
+    for free in (shaped["params"]["additionalProperties"], shaped["tags"]["items"]):
+        kinds = [option["type"] for option in free["anyOf"]]
+        assert kinds == ["string", "number", "boolean", "null"]
+        assert free["anyOf"][0]["maxLength"] == DEFAULT_SHAPING.max_string
+    typed = {"type": "object", "properties": {"a": {"type": "string"}}}
+    assert "additionalProperties" not in shape_parameters(typed, DEFAULT_SHAPING)
+    closed = {"type": "object", "additionalProperties": {"type": "integer"}}
+    assert shape_parameters(closed, DEFAULT_SHAPING)["additionalProperties"]["type"] == "integer"
+    assert shape_parameters(FREE_FORM["parameters"], PREVIOUS_SHAPING) == FREE_FORM["parameters"]
