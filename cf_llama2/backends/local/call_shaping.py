@@ -135,6 +135,11 @@ def _shape(node: Any, shaping: ToolCallShaping) -> None:
                 node["items"] = _free_value()
         elif kind == "object" and _is_free_form(node):
             node["additionalProperties"] = _free_value()
+        elif kind == "object" and isinstance(node.get("properties"), dict):
+            # JSON Schema lets an object with declared properties hold any other key with any
+            # value (measured: a forced call nested {"type": {"type": ... under an undeclared
+            # key to the limit): only the declared keys are written.
+            node.setdefault("additionalProperties", False)
     props = node.get("properties")
     if shaping.required_first and isinstance(props, dict):
         required = [r for r in node.get("required", []) if r in props]

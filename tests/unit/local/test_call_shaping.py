@@ -241,7 +241,28 @@ def test_free_form_values_are_one_level_of_bounded_plain_values() -> None:
         assert kinds == ["string", "number", "boolean", "null"]
         assert free["anyOf"][0]["maxLength"] == DEFAULT_SHAPING.max_string
     typed = {"type": "object", "properties": {"a": {"type": "string"}}}
-    assert "additionalProperties" not in shape_parameters(typed, DEFAULT_SHAPING)
+    assert shape_parameters(typed, DEFAULT_SHAPING)["additionalProperties"] is False
     closed = {"type": "object", "additionalProperties": {"type": "integer"}}
     assert shape_parameters(closed, DEFAULT_SHAPING)["additionalProperties"]["type"] == "integer"
     assert shape_parameters(FREE_FORM["parameters"], PREVIOUS_SHAPING) == FREE_FORM["parameters"]
+
+
+def test_a_typed_object_takes_only_its_declared_keys(writes: Any) -> None:
+    """An undeclared key was open to any value: a forced call nested under one to the limit."""
+    typed = {
+        "name": "requests_get",
+        "description": "Send a GET request",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "url": {"type": "string"},
+                "params": {"type": "object", "properties": {"filter": {"type": "string"}}},
+            },
+            "required": ["url", "params"],
+        },
+    }
+    target = '{"name":"requests_get","arguments":{"url":"http://x","params":' + '{"type":' * 200
+    result = writes(target).run(forced(typed, 96))
+    assert result.invalid_tool_calls == []
+    (call,) = result.tool_calls
+    assert set(call.arguments["params"]) <= {"filter"}
