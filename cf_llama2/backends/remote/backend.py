@@ -22,7 +22,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import SecretStr
 
-from ...errors import APIError, EndpointNotFoundError
+from ...errors import APIError
 from ...schema import ChatResult, Request, StreamEvent, parse_request
 from ..base import BackendInfo
 from .attempt import (
@@ -42,12 +42,11 @@ from .exchange import (
     StreamDecoder,
     is_event_stream,
     prepare,
-    retry_delay,
     tls_context,
+    wait_or_raise,
 )
 from .pools import LoopClients
-from .redact import redact_error
-from .retry import RetryPolicy, give_up_reason
+from .retry import RetryPolicy
 from .socket_deadline import async_deadline_transport, deadline_transport
 
 __all__ = ["RemoteBackend"]
@@ -159,11 +158,8 @@ class RemoteBackend:
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickles carry no secret and no live client: the token is read from the env again.
-        state = {
-            "settings": self.settings.model_copy(update={"api_token": None}),
-            "retry_policy": self.retry_policy,
-        }
-        return state
+        settings = self.settings.model_copy(update={"api_token": None})
+        return {"settings": settings, "retry_policy": self.retry_policy}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.settings = state["settings"]
@@ -282,26 +278,11 @@ class RemoteBackend:
         error: APIError,
         cause: BaseException,
         call: PreparedCall,
-        delivered: bool = False,
+        sent: bool = False,
     ) -> float:
-        """The wait before retry ``retry``; raises ``error`` when it is not to be retried.
-
-        The raised error says whether and how often it was retried, and carries no secret.
-        """
-        delay = None if delivered else retry_delay(self.retry_policy, retry, error, call)
-        if delay is not None:
-            return delay
-        notes = [] if delivered else [give_up_reason(self.retry_policy, retry, error)]
-        if isinstance(error, EndpointNotFoundError):
-            notes.append(f"(POST {call.url})")
-        note = " ".join(n for n in notes if n)
-        if note:
-            error.message = f"{error.message} {note}"
-            error.args = (error.message, *error.args[1:])
-        redact_error(error, self._secrets())
-        if cause is not error:
-            raise error from cause
-        raise error
+        """:func:`.exchange.wait_or_raise` with this backend's policy and secrets."""
+        policy, secrets = self.retry_policy, self._secrets()
+        return wait_or_raise(policy, retry, error, cause, call, secrets, delivered=sent)
 
     # -- sync -------------------------------------------------------------------------------
 

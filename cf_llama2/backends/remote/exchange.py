@@ -24,6 +24,7 @@ from ...errors import (
     APIError,
     APITimeoutError,
     BadResponseError,
+    EndpointNotFoundError,
     IncompleteStreamError,
     error_from_response,
 )
@@ -39,7 +40,8 @@ from ...wire import (
 )
 from .config import RemoteSettings
 from .endpoint import Endpoint
-from .retry import RetryPolicy, parse_retry_after
+from .redact import redact_error
+from .retry import RetryPolicy, give_up_reason, parse_retry_after
 from .sse import SSEDecoder
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "retry_delay",
     "tls_context",
     "transport_error",
+    "wait_or_raise",
 ]
 
 logger = logging.getLogger("cf_llama2.remote")
@@ -210,6 +213,37 @@ def retry_delay(
             delay,
         )
     return delay
+
+
+def wait_or_raise(
+    policy: RetryPolicy,
+    retry: int,
+    error: APIError,
+    cause: BaseException,
+    call: PreparedCall,
+    secrets: list[str],
+    *,
+    delivered: bool = False,
+) -> float:
+    """The wait before retry ``retry``; raises ``error`` when it is not to be retried.
+
+    A stream that already ``delivered`` events is never retried. The raised error says whether
+    and how often it was retried, and carries none of ``secrets``.
+    """
+    delay = None if delivered else retry_delay(policy, retry, error, call)
+    if delay is not None:
+        return delay
+    notes = [] if delivered else [give_up_reason(policy, retry, error)]
+    if isinstance(error, EndpointNotFoundError):
+        notes.append(f"(POST {call.url})")
+    note = " ".join(n for n in notes if n)
+    if note:
+        error.message = f"{error.message} {note}"
+        error.args = (error.message, *error.args[1:])
+    redact_error(error, secrets)
+    if cause is not error:
+        raise error from cause
+    raise error
 
 
 class StreamDecoder:
