@@ -173,6 +173,7 @@ def interleave(
     warmup: int = 1,
     check: Callable[[str, Any], None] | None = None,
     progress: bool = True,
+    cpu: dict[str, list[float]] | None = None,
 ) -> dict[str, list[float]]:
     """Time every variant once per round, rotating the order each round (ABC, BCA, CAB...).
 
@@ -182,6 +183,9 @@ def interleave(
         warmup: untimed rounds first (caches, lazy imports, first-call compilation).
         check: called with (name, return value) after each timed call, outside the timing.
         progress: print a line per round on stderr.
+        cpu: when given, filled with this process's CPU seconds per call (name -> list, like
+            the wall times): the client's own work, without the time spent waiting on another
+            process or for a core on a busy machine.
 
     Returns:
         name -> list of seconds, one per round, in round order.
@@ -191,12 +195,17 @@ def interleave(
         for name in names:
             variants[name]()
     times: dict[str, list[float]] = {name: [] for name in names}
+    if cpu is not None:
+        cpu.update({name: [] for name in names})
     for r in range(rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
+            cpu_start = time.process_time()
             start = time.perf_counter()
             value = variants[name]()
             times[name].append(time.perf_counter() - start)
+            if cpu is not None:
+                cpu[name].append(time.process_time() - cpu_start)
             if check is not None:
                 check(name, value)
         if progress:

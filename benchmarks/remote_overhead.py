@@ -6,7 +6,13 @@ ones run the batch in one ``asyncio.run``); requests/s = M / batch time, latency
 Raw httpx is the floor: one reused client, the same JSON body, ``response.json()``. A concurrent
 section runs 8 requests in flight at a time on one event loop.
 
-    python -m benchmarks.remote_overhead [--requests 100] [--rounds 7]
+Two clocks are kept for every batch: wall time, and this process's CPU time. The server is a
+separate process, so the CPU time is the client's own work per request, which is what
+"overhead" means; the wall time also holds the server's turn and, on a busy 2-core machine,
+the wait for a core, which swings by tens of percent from round to round. The targets compare
+CPU ratios; the table shows both.
+
+    python -m benchmarks.remote_overhead [--requests 100] [--rounds 15]
 """
 
 from __future__ import annotations
@@ -241,7 +247,7 @@ def _analysis(targets: list[dict[str, Any]]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = base_parser(__doc__ or "", rounds=7, threads=False)
+    parser = base_parser(__doc__ or "", rounds=15, threads=False)
     parser.add_argument("--requests", type=int, default=100, help="requests per batch (M)")
     args = parser.parse_args(argv)
     machine = machine_facts()
@@ -264,7 +270,8 @@ def main(argv: list[str] | None = None) -> None:
                 skipped[name] = f"{type(exc).__name__}: {str(exc)[:200]}"
                 del variants[name]
         profiled = {k: variants.pop(k) for k in list(variants) if k.startswith("profile: ")}
-        times = interleave(variants, args.rounds, warmup=0, check=check)
+        cpu: dict[str, list[float]] = {}
+        times = interleave(variants, args.rounds, warmup=1, check=check, cpu=cpu)
         profiles = {
             "raw": profile_tables(
                 profiled["profile: sync raw httpx"],
@@ -294,7 +301,9 @@ def main(argv: list[str] | None = None) -> None:
         s = stats(samples)
         r = ratio_stats(samples, times[baseline])
         label = name.split(" | ", 1)[1]
-        added = stats([a - b for a, b in zip(samples, times[baseline], strict=True)])
+        c = stats(cpu[name])
+        rc = ratio_stats(cpu[name], cpu[baseline])
+        added = stats([a - b for a, b in zip(cpu[name], cpu[baseline], strict=True)])
         rows.append(
             [
                 mode,
@@ -302,22 +311,25 @@ def main(argv: list[str] | None = None) -> None:
                 f"{m / s['median']:.0f} ({m / s['max']:.0f}-{m / s['min']:.0f})",
                 fmt_stats(s, 1000 / m, 3),
                 fmt_ratio(r),
+                f"{1e6 * c['median'] / m:.0f}",
+                fmt_ratio(rc),
                 f"{1e6 * added['median'] / m:+.0f}",
                 "yes" if name not in bad else f"NO: {bad[name]}",
             ]
         )
-        series.append({"label": name, "median": r["median"], "min": r["min"], "max": r["max"]})
+        series.append({"label": name, "median": rc["median"], "min": rc["min"], "max": rc["max"]})
         if label.startswith("RemoteBackend"):
             target = {
-                "name": f"{name} vs raw httpx",
+                "name": f"{name} vs raw httpx (client CPU)",
                 "limit": f"≤ {TARGET:.2f}x",
-                "value": round(r["median"], 4),
-                "met": r["median"] <= TARGET,
+                "value": round(rc["median"], 4),
+                "met": rc["median"] <= TARGET,
             }
             if not target["met"]:
                 raw_ms = 1000 * stats(times[baseline])["median"] / m
                 target["cause"] = _cause(name, profiles, 1000 * s["median"] / m, raw_ms)
             targets.append(target)
+    wall_notes: list[str] = []
     for mode, ours, theirs in (
         (
             "sync",
@@ -332,11 +344,18 @@ def main(argv: list[str] | None = None) -> None:
     ):
         if ours in times and theirs in times:
             baseline = f"{mode} | raw httpx.{'AsyncClient' if mode == 'async' else 'Client'}"
-            mine = ratio_stats(times[ours], times[baseline])["median"]
-            other = ratio_stats(times[theirs], times[baseline])["median"]
+            mine = ratio_stats(cpu[ours], cpu[baseline])["median"]
+            other = ratio_stats(cpu[theirs], cpu[baseline])["median"]
+            wall_mine = ratio_stats(times[ours], times[baseline])["median"]
+            wall_other = ratio_stats(times[theirs], times[baseline])["median"]
+            wall_notes.append(
+                f"{mode}, wall clock in the same rounds: ours {wall_mine:.3f}x raw httpx, "
+                f"langchain-cloudflare {wall_other:.3f}x (noisier than the CPU clock: see the "
+                "min-max ranges)."
+            )
             targets.append(
                 {
-                    "name": f"{ours} vs raw httpx, against langchain-cloudflare's ratio",
+                    "name": f"{ours} vs raw httpx (client CPU), against langchain-cloudflare's",
                     "limit": f"≤ {other:.3f}x (langchain-cloudflare, same rounds)",
                     "value": round(mine, 4),
                     "met": mine <= other,
@@ -348,9 +367,13 @@ def main(argv: list[str] | None = None) -> None:
         "description": (
             f"Batches of {m} requests against one loopback server in a separate process that "
             "answers instantly with a canned Workers AI envelope (so the client is all that is "
-            "measured). Latency is per request; the ratio is the variant's batch time over raw "
+            "measured). Latency is per request; a ratio is the variant's batch time over raw "
             "httpx's in the same round and mode (sync, async sequential, async with "
-            f"{CONCURRENCY} in flight). Every answer is checked against the canned text."
+            f"{CONCURRENCY} in flight), on the wall clock and on the client process's CPU clock. "
+            "The server is another process, so client CPU time is the client's own work per "
+            "request: the targets compare it, because the wall clock also holds the server's "
+            "turn and the wait for a core on a busy machine. Every answer is checked against "
+            "the canned text."
         ),
         "machine": machine,
         "params": {"requests_per_batch": m, "rounds": args.rounds, "body": BODY},
@@ -360,9 +383,11 @@ def main(argv: list[str] | None = None) -> None:
                     "mode",
                     "client",
                     "requests/s median (min-max)",
-                    "ms/request",
-                    "time ratio to raw httpx",
-                    "added µs/request",
+                    "ms/request (wall)",
+                    "wall ratio to raw httpx",
+                    "client CPU µs/request",
+                    "CPU ratio to raw httpx",
+                    "added CPU µs/request",
                     "answer ok",
                 ],
                 "rows": rows,
@@ -376,20 +401,21 @@ def main(argv: list[str] | None = None) -> None:
             {
                 "file": "remote_overhead.png",
                 "kind": "barh",
-                "title": "Remote client time relative to raw httpx (loopback, canned answers)",
-                "xlabel": "ratio to raw httpx (median, min-max whiskers)",
+                "title": "Remote client CPU time relative to raw httpx (loopback, canned answers)",
+                "xlabel": "client CPU ratio to raw httpx (median, min-max whiskers)",
                 "series": series,
                 "reference": TARGET,
             }
         ],
         "notes": [
-            "The machine was shared with other jobs during this run (see the load averages): "
-            "absolute times are inflated and noisy; the ratios compare variants within each "
-            "interleaved round.",
+            "Absolute times follow the machine's load (see the load averages); the ratios "
+            "compare variants within each interleaved round.",
+            *wall_notes,
             *(f"{k} not measured: {v}" for k, v in skipped.items()),
         ],
         "analysis": _analysis(targets),
         "raw_seconds": times,
+        "raw_cpu_seconds": cpu,
     }
     write_result("remote_overhead", result, args.out)
 

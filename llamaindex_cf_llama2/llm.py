@@ -164,8 +164,13 @@ class CloudflareLlama2(FunctionCallingLLM):
     # -- backend ----------------------------------------------------------------------------
 
     def _get_backend(self) -> Backend:
-        """The backend, created on first use."""
-        return self._handle.get()
+        """The backend, created on first use.
+
+        The handle is read straight from the private values: pydantic's lookup of a private
+        attribute raises and catches an exception inside, several µs on every call."""
+        private = self.__pydantic_private__
+        handle: BackendHandle = private["_handle"] if private is not None else self._handle
+        return handle.get()
 
     def close(self) -> None:
         """Close a remote backend this object created (shared and given backends stay open)."""
