@@ -47,6 +47,7 @@ def variants(args: argparse.Namespace) -> dict[str, Callable[[Case, str], Any]]:
             ("+ bounded values", "bounded:true"),
             ("+ required first", "required_first:true"),
             ("+ copy bias", f"copy_bias:{DEFAULT_SHAPING.copy_bias}"),
+            ("+ argument lines", "tool_schemas:false"),
             ("+ call bias", f"call_bias:{DEFAULT_SHAPING.call_bias}"),
         ):
             out[name] = adapter_runner(

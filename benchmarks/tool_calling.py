@@ -8,9 +8,10 @@ which follows BFCL's AST checker) runs through each variant, interleaved case by
   object with a ``name`` parsed out of the text;
 * ``previous``: ``ChatCloudflareLlama2(backend=LocalBackend(...), temperature=0)`` with the
   earlier call shaping (:data:`~cf_llama2.backends.local.call_shaping.PREVIOUS_SHAPING`:
-  the grammar only);
+  the grammar only, the tools' JSON schemas in the prompt);
 * ``ours``: the same adapter with the default shaping (bounded values, required first, copy
-  bias, call bias); ``--levers`` adds one row per lever, each on its own on top of previous;
+  bias by spans, call bias, one line per argument in the prompt); ``--levers`` adds one row
+  per lever, each on its own on top of previous;
 * ``ChatLlamaCpp``: LangChain's ``ChatLlamaCpp`` (llama-cpp-python) on the embedded model's
   own GGUF file, with its grammar-forced ``tool_choice`` (one named tool: simple cases only;
   it has no ``required`` over several tools and no ``auto``).

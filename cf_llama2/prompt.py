@@ -2,7 +2,8 @@
 
 Llama 2 was not trained for tool calling, so tools travel as text on both backends:
 
-* :func:`tool_system_prompt` describes the tools and the one call format the parser reads,
+* :func:`tool_system_prompt` describes the tools (one line per argument, see
+  :mod:`cf_llama2.tools.describe`) and the one call format the parser reads,
   ``{"name": "<tool>", "arguments": {...}}`` (a JSON list of those for several calls);
 * :func:`flatten_messages` turns a conversation with tool calls and tool results into plain
   ``role``/``content`` messages (what the Workers AI wire carries), merging the tool instruction
@@ -23,6 +24,7 @@ from typing import Any
 from .errors import RequestValidationError
 from .schema import Message, ToolCall
 from .tools import Tool, normalize_tool_choice
+from .tools.describe import describe_parameters
 
 __all__ = [
     "B_INST",
@@ -44,7 +46,9 @@ B_SYS, E_SYS = "<<SYS>>\n", "\n<</SYS>>\n\n"
 _ROLE_FORMS = "'system', 'user', 'assistant' or 'tool'"
 
 
-def tool_system_prompt(tools: Sequence[Tool], tool_choice: str = "auto") -> str:
+def tool_system_prompt(
+    tools: Sequence[Tool], tool_choice: str = "auto", *, schemas: bool = False
+) -> str:
     """The instruction that tells the model which tools exist and how to call them.
 
     Args:
@@ -52,6 +56,8 @@ def tool_system_prompt(tools: Sequence[Tool], tool_choice: str = "auto") -> str:
         tool_choice: ``"auto"`` (call a tool or answer in text), ``"required"`` (alias
             ``"any"``: a call is mandatory), a tool name (that tool must be called) or
             ``"none"`` (no tools: the instruction is empty).
+        schemas: describe each tool's arguments by its JSON schema (the earlier form) instead
+            of one readable line per argument (see :mod:`cf_llama2.tools.describe`).
 
     Returns:
         The instruction text, or ``""`` when there are no tools or ``tool_choice="none"``.
@@ -64,9 +70,13 @@ def tool_system_prompt(tools: Sequence[Tool], tool_choice: str = "auto") -> str:
         return ""
     lines = ["You can call these tools:"]
     for tool in tools:
-        schema = json.dumps(tool.parameters, ensure_ascii=False)
         desc = f": {tool.description.strip()}" if tool.description.strip() else ""
-        lines.append(f"- {tool.name}{desc}\n  arguments (JSON schema): {schema}")
+        if schemas:
+            schema = json.dumps(tool.parameters, ensure_ascii=False)
+            lines.append(f"- {tool.name}{desc}\n  arguments (JSON schema): {schema}")
+        else:
+            lines.append(f"- {tool.name}{desc}")
+            lines.extend(describe_parameters(tool.parameters))
     shown = choice if choice not in ("auto", "required") else "<tool name>"
     lines.append("")
     lines.append(
@@ -145,6 +155,7 @@ def flatten_messages(
     tools: Sequence[Tool] = (),
     tool_choice: str = "auto",
     tools_in_prompt: bool = True,
+    tool_schemas: bool = False,
 ) -> list[dict[str, str]]:
     """Turn a conversation into wire messages that carry only ``role`` and ``content``.
 
@@ -155,7 +166,8 @@ def flatten_messages(
       the result;
     * with ``tools_in_prompt`` and tools (and ``tool_choice`` not ``"none"``), the tool
       instruction of :func:`tool_system_prompt` is appended to the first message when it is a
-      system message, else put in a new system message first.
+      system message, else put in a new system message first (``tool_schemas``: with each
+      tool's JSON schema instead of a line per argument).
 
     Every message is kept, in order, whatever the role sequence.
 
@@ -177,7 +189,9 @@ def flatten_messages(
             out.append({"role": "tool", "content": content})
         else:
             out.append({"role": msg.role, "content": msg.content})
-    instruction = tool_system_prompt(tools, tool_choice) if tools_in_prompt else ""
+    instruction = (
+        tool_system_prompt(tools, tool_choice, schemas=tool_schemas) if tools_in_prompt else ""
+    )
     if instruction:
         if out and out[0]["role"] == "system":
             first = out[0]["content"]

@@ -10,8 +10,11 @@ each was kept because it raised tool-calling accuracy on the BFCL benchmark
   numbers), arrays a ``maxItems``, so no value can run to the end of the budget;
 * **required first**: an object's required properties come before its optional ones, so a
   model that closes early still has every required one;
-* **copy bias**: inside a call, the tokens of the user's own words get a logit bonus (a value
-  copied from the question is far more often right than one the model invents);
+* **copy bias**: inside a call, a value that copies the user's own words gets a logit bonus
+  (a value copied from the question is far more often right than one the model invents):
+  with ``copy_spans`` only the token that continues a span of the user's text, and a token
+  repeated inside a value that is no span gets ``repeat_penalty`` off (see
+  :mod:`.value_copy`); without, every token of the user's words, at every step;
 * **call bias**: with ``tool_choice="auto"``, the first token that would open a JSON call gets
   a logit bonus against prose, the call-or-text decision being made on that one token;
 * **close reserve**: the tail of the budget in which the call is steered to close is sized from
@@ -53,7 +56,15 @@ class ToolCallShaping:
         max_number: bound on the magnitude of integers and numbers that have no bounds.
         number_step: ``multipleOf`` given to numbers that have none (bounds the decimals).
         copy_bias: logit bonus for the tokens of the user's words inside a call (0: off).
+        copy_spans: give the bonus only to tokens that continue a span of the user's text.
+        repeat_penalty: logit penalty, with ``copy_spans``, for a token repeated inside a value
+            that is not a span of the user's text.
         call_bias: logit bonus for a call opener at the first token of an ``auto`` answer.
+        tool_schemas: describe the tools in the prompt by their JSON schemas instead of one
+            readable line per argument (see :mod:`cf_llama2.tools.describe`).
+        optional_close_bias: logit bonus, wherever the grammar lets an object close, for the
+            token that closes it: the required properties come first, so this is the choice
+            between an optional property (a value the model would invent) and none.
         base_reserve: tokens kept for closing on top of the shortest complete call.
     """
 
@@ -64,7 +75,11 @@ class ToolCallShaping:
     max_number: float = 1e12
     number_step: float = 1e-6
     copy_bias: float = 2.0
+    copy_spans: bool = True
+    repeat_penalty: float = 2.0
     call_bias: float = 4.0
+    tool_schemas: bool = False
+    optional_close_bias: float = 0.0
     base_reserve: int = 12
 
 
@@ -72,9 +87,10 @@ DEFAULT_SHAPING = ToolCallShaping()
 """What the local backend uses."""
 
 PREVIOUS_SHAPING = ToolCallShaping(
-    bounded=False, required_first=False, copy_bias=0.0, call_bias=0.0
+    bounded=False, required_first=False, copy_bias=0.0, call_bias=0.0, tool_schemas=True
 )
-"""The earlier behaviour (unbounded schema, no biases, a fixed 12-token close reserve)."""
+"""The earlier behaviour (unbounded schema, no biases, a fixed 12-token close reserve, the
+tools' JSON schemas in the prompt)."""
 
 
 def _is_plain_string(schema: dict[str, Any]) -> bool:

@@ -32,7 +32,7 @@ class RenderedPrompt:
     ids: list[int]
 
 
-def _messages(request: Request) -> list[dict[str, str]]:
+def _messages(request: Request, tool_schemas: bool = False) -> list[dict[str, str]]:
     if isinstance(request, ChatRequest):
         # The same tools the remote client sends (only the forced one for a named choice, none
         # for "none"), so a request answered here and one answered through the local server
@@ -43,6 +43,7 @@ def _messages(request: Request) -> list[dict[str, str]]:
             tools=tools,
             tool_choice=request.tool_choice if tools else "auto",
             tools_in_prompt=bool(tools),
+            tool_schemas=tool_schemas,
         )
     return flatten_messages([Message(role="user", content=request.prompt)])
 
@@ -63,11 +64,14 @@ def _template(tokenizer: Any, messages: list[dict[str, str]]) -> str | None:
     return text if isinstance(text, str) else None
 
 
-def render_text(request: Request, tokenizer: Any, chat_format: ChatFormat = "auto") -> str:
-    """The prompt text for ``request``."""
+def render_text(
+    request: Request, tokenizer: Any, chat_format: ChatFormat = "auto", tool_schemas: bool = False
+) -> str:
+    """The prompt text for ``request`` (``tool_schemas``: see
+    :func:`cf_llama2.prompt.flatten_messages`)."""
     if not isinstance(request, ChatRequest) and request.raw:
         return request.prompt
-    messages = _messages(request)
+    messages = _messages(request, tool_schemas)
     if chat_format != "llama2":
         text = _template(tokenizer, messages)
         if text is not None:
@@ -76,9 +80,9 @@ def render_text(request: Request, tokenizer: Any, chat_format: ChatFormat = "aut
 
 
 def render_prompt(
-    request: Request, tokenizer: Any, chat_format: ChatFormat = "auto"
+    request: Request, tokenizer: Any, chat_format: ChatFormat = "auto", tool_schemas: bool = False
 ) -> RenderedPrompt:
     """Render and tokenize ``request``. The text already holds every special token it needs."""
-    text = render_text(request, tokenizer, chat_format)
+    text = render_text(request, tokenizer, chat_format, tool_schemas)
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     return RenderedPrompt(text=text, ids=[int(i) for i in ids])

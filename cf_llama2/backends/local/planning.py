@@ -37,6 +37,7 @@ from .grammar import (
 from .lora import LoraAdapters
 from .prompt_bound import check_prompt_bound
 from .sampling import make_sampler
+from .value_copy import ValueCopy
 
 __all__ = ["build_plan", "eos_ids", "forward_kwargs", "model_step"]
 
@@ -67,7 +68,7 @@ def build_plan(
             field="functions", limit="empty on the local backend", value=names, fix=fix
         )
     check_prompt_bound(request, tokenizer, context_window)  # before tokenizing megabytes
-    prompt = render_prompt(request, tokenizer, chat_format)
+    prompt = render_prompt(request, tokenizer, chat_format, shaping.tool_schemas)
     n = len(prompt.ids)
     if n >= context_window:
         raise RequestTooLargeError(
@@ -100,7 +101,22 @@ def build_plan(
             ]
         if shaping.copy_bias and isinstance(request, ChatRequest):
             users = [m.content for m in request.messages if m.role == "user" and m.content]
-            plan.copy_ids = copy_token_ids(tokenizer, users)
+            if shaping.copy_spans:
+                plan.copier = ValueCopy(tokenizer, users)
+                enders = sorted(set(plan.closers) | set(plan.separators))
+                plan.string_enders = [
+                    i for i in enders if tokenizer.decode([i]).strip().startswith('"')
+                ]
+                plan.number_enders = [
+                    i for i in enders if tokenizer.decode([i]).strip()[:1] in (",", "}", "]")
+                ]
+            else:
+                plan.copy_ids = copy_token_ids(tokenizer, users)
+        if shaping.optional_close_bias:
+            enders = sorted(set(plan.closers) | set(plan.separators))
+            plan.object_enders = [
+                i for i in enders if tokenizer.decode([i]).strip().lstrip('"').startswith("}")
+            ]
         if shaping.call_bias and not forced and not _answers_a_tool_result(request):
             plan.opener_ids = _openers(tokenizer)
 
