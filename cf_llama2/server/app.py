@@ -49,13 +49,14 @@ from ..wire import OPTIONS_HEADER, body_to_request, error_to_envelope, result_to
 from .admitted import StartedStream, run_admitted
 from .body_decode import check_wire_types, decode_json_body
 from .connections import BodyBudget
-from .failures import FailureLog, internal_error
+from .failures import internal_error
 from .lifecycle import ShutdownGate
 from .lora import LoraPolicy
 from .openai import OpenAIEndpoints, openai_not_found
 from .queue import AdmissionQueue
 from .registry import DEFAULT_SERVED_MODEL, ModelRegistry
 from .request_io import TokenCheck, read_body
+from .state import ServerState
 from .streaming import ClientDisconnected, SSEResponse
 
 __all__ = [
@@ -109,27 +110,8 @@ def _decode(raw: bytes, options_header: str | None) -> tuple[Request, list[str]]
 class _RunEndpoint:
     """Handles one ``/ai/run`` request; holds the server's shared state."""
 
-    def __init__(
-        self,
-        registry: ModelRegistry,
-        tokens: TokenCheck,
-        queue: AdmissionQueue,
-        max_body: int,
-        lora: LoraPolicy,
-        *,
-        budget: BodyBudget,
-        body_timeout: float,
-        gate: ShutdownGate,
-    ) -> None:
-        self.registry = registry
-        self.tokens = tokens
-        self.queue = queue
-        self.max_body = max_body
-        self.lora = lora
-        self.budget = budget
-        self.body_timeout = body_timeout
-        self.gate = gate
-        self.failures = FailureLog()
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
 
     async def handle(self, http: HTTPRequest) -> Response:
         try:
@@ -144,36 +126,38 @@ class _RunEndpoint:
         except CfLlama2Error as error:
             return error_response(error)
         except Exception as error:
-            return error_response(internal_error(self.failures.record(error)))
+            return error_response(internal_error(self.state.failures.record(error)))
 
     async def _read_request(self, http: HTTPRequest) -> tuple[Request, list[str]]:
         try:
-            with anyio.fail_after(self.body_timeout):
+            with anyio.fail_after(self.state.body_timeout):
                 raw = await read_body(
-                    http.headers, http.stream(), limit=self.max_body, budget=self.budget
+                    http.headers, http.stream(), limit=self.state.max_body, budget=self.state.budget
                 )
         except TimeoutError:
-            raise _body_late(self.body_timeout) from None
+            raise _body_late(self.state.body_timeout) from None
         try:
             return await anyio.to_thread.run_sync(_decode, raw, http.headers.get(OPTIONS_HEADER))
         finally:
-            self.budget.give_back(len(raw))
+            self.state.budget.give_back(len(raw))
 
     async def _handle(self, http: HTTPRequest) -> Response:
-        if self.gate.closing:
-            raise self.gate.error()
-        self.tokens.check(http.headers)
-        backend = self.registry.get(http.path_params["model"])
+        if self.state.gate.closing:
+            raise self.state.gate.error()
+        self.state.tokens.check(http.headers)
+        backend = self.state.registry.get(http.path_params["model"])
         request, notes = await self._read_request(http)
-        self.lora.check(request.lora)
+        self.state.lora.check(request.lora)
         for note in notes:
             logger.info("request to %s: %s", http.url.path, note)
-        call = await run_admitted(http, request, backend, queue=self.queue, gate=self.gate)
+        call = await run_admitted(
+            http, request, backend, queue=self.state.queue, gate=self.state.gate
+        )
         if not isinstance(call, StartedStream):
             return JSONResponse(result_to_envelope(call, notes))
         # From here on the response owns the iterator and the admission slot.
         return SSEResponse(
-            call.head, call.events, call.cleanup, gate=self.gate, failures=self.failures
+            call.head, call.events, call.cleanup, gate=self.state.gate, failures=self.state.failures
         )
 
 
@@ -260,7 +244,7 @@ def create_app(
         )
     gate = ShutdownGate(retry_after)
     budget = BodyBudget(max_bytes_in_flight, retry_after)
-    endpoint = _RunEndpoint(
+    state = ServerState(
         registry,
         tokens,
         queue,
@@ -270,16 +254,8 @@ def create_app(
         body_timeout=float(body_timeout),
         gate=gate,
     )
-    openai = OpenAIEndpoints(
-        registry,
-        tokens,
-        queue,
-        max_body_bytes,
-        lora,
-        budget=budget,
-        body_timeout=float(body_timeout),
-        gate=gate,
-    )
+    endpoint = _RunEndpoint(state)
+    openai = OpenAIEndpoints(state)
 
     async def health(http: HTTPRequest) -> Response:
         if health_requires_token:

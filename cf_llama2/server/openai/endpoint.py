@@ -20,13 +20,8 @@ from starlette.routing import Route
 
 from ...errors import APITimeoutError, CfLlama2Error, ModelNotFoundError, RateLimitError
 from ..admitted import StartedStream, run_admitted
-from ..connections import BodyBudget
-from ..failures import FailureLog
-from ..lifecycle import ShutdownGate
-from ..lora import LoraPolicy
-from ..queue import AdmissionQueue
-from ..registry import ModelRegistry
-from ..request_io import TokenCheck, parse_json_body, read_body
+from ..request_io import parse_json_body, read_body
+from ..state import ServerState
 from ..streaming import ClientDisconnected, SSEResponse
 from .errors import error_body, openai_error
 from .request import OpenAIChatRequest, openai_body_to_request
@@ -67,27 +62,8 @@ def openai_not_found(path: str, method: str, status: int) -> Response:
 class OpenAIEndpoints:
     """The OpenAI-compatible handlers; they share the server's state with ``/ai/run``."""
 
-    def __init__(
-        self,
-        registry: ModelRegistry,
-        tokens: TokenCheck,
-        queue: AdmissionQueue,
-        max_body: int,
-        lora: LoraPolicy,
-        *,
-        budget: BodyBudget | None = None,
-        body_timeout: float = 30.0,
-        gate: ShutdownGate | None = None,
-    ) -> None:
-        self.registry = registry
-        self.tokens = tokens
-        self.queue = queue
-        self.max_body = max_body
-        self.lora = lora
-        self.budget = budget
-        self.body_timeout = body_timeout
-        self.gate = gate if gate is not None else ShutdownGate()
-        self.failures = FailureLog()
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
 
     def routes(self) -> list[Route]:
         """The routes under every prefix of :data:`OPENAI_PREFIXES`."""
@@ -101,25 +77,25 @@ class OpenAIEndpoints:
     async def models(self, http: HTTPRequest) -> Response:
         """``GET .../models``: the served model names."""
         try:
-            self.tokens.check(http.headers)
+            self.state.tokens.check(http.headers)
         except CfLlama2Error as error:
             return _error_response(error)
         created = int(time.time())
         data = [
             {"id": name, "object": "model", "created": created, "owned_by": "cf-llama2"}
-            for name in self.registry.names
+            for name in self.state.registry.names
         ]
         return JSONResponse({"object": "list", "data": data})
 
     async def embeddings(self, http: HTTPRequest) -> Response:
         """``POST .../embeddings``: refused; this server serves chat models only."""
         try:
-            self.tokens.check(http.headers)
+            self.state.tokens.check(http.headers)
         except CfLlama2Error as error:
             return _error_response(error)
         message = (
             "This server has no embedding model: it serves chat models only "
-            f"({', '.join(self.registry.names)}). Use an embedding service for embeddings."
+            f"({', '.join(self.state.registry.names)}). Use an embedding service for embeddings."
         )
         return _json_error(
             *openai_error(message, status=404, kind="invalid_request_error", code="model_not_found")
@@ -135,7 +111,7 @@ class OpenAIEndpoints:
         except CfLlama2Error as error:
             return _error_response(error)
         except Exception as error:
-            request_id = self.failures.record(error)
+            request_id = self.state.failures.record(error)
             return _json_error(
                 *openai_error(
                     f"Internal error: the server failed (request id {request_id}); see the "
@@ -148,30 +124,29 @@ class OpenAIEndpoints:
     async def _read(self, http: HTTPRequest) -> OpenAIChatRequest:
         # The same bounds as /ai/run: body deadline, bytes in flight, decoding off the loop.
         try:
-            with anyio.fail_after(self.body_timeout):
+            with anyio.fail_after(self.state.body_timeout):
                 raw = await read_body(
-                    http.headers, http.stream(), limit=self.max_body, budget=self.budget
+                    http.headers, http.stream(), limit=self.state.max_body, budget=self.state.budget
                 )
         except TimeoutError:
-            message = f"the request body did not arrive within {self.body_timeout:g} s"
+            message = f"the request body did not arrive within {self.state.body_timeout:g} s"
             raise APITimeoutError(message, status_code=408) from None
         try:
             return await anyio.to_thread.run_sync(
                 lambda: openai_body_to_request(parse_json_body(raw))
             )
         finally:
-            if self.budget is not None:
-                self.budget.give_back(len(raw))
+            self.state.budget.give_back(len(raw))
 
     async def _chat(self, http: HTTPRequest) -> Response:
-        gate = self.gate
+        gate = self.state.gate
         if gate.closing:
             raise gate.error()
-        self.tokens.check(http.headers)
+        self.state.tokens.check(http.headers)
         read = await self._read(http)
-        backend = self.registry.get(read.model)
+        backend = self.state.registry.get(read.model)
         try:
-            self.lora.check(read.request.lora)
+            self.state.lora.check(read.request.lora)
         except ModelNotFoundError as error:
             status, body = openai_error(
                 str(error.errors[0].message if error.errors else error),
@@ -184,10 +159,10 @@ class OpenAIEndpoints:
         for note in read.notes:
             logger.info("request to %s: %s", http.url.path, note)
         request = read.request
-        call = await run_admitted(http, request, backend, queue=self.queue, gate=gate)
+        call = await run_admitted(http, request, backend, queue=self.state.queue, gate=gate)
         if not isinstance(call, StartedStream):
             return JSONResponse(result_to_completion(call, model=read.model))
         encoder = ChunkEncoder(read.model, include_usage=read.include_usage)
         return SSEResponse(
-            call.head, call.events, call.cleanup, encoder, gate=gate, failures=self.failures
+            call.head, call.events, call.cleanup, encoder, gate=gate, failures=self.state.failures
         )
