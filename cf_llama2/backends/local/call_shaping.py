@@ -62,9 +62,6 @@ class ToolCallShaping:
         call_bias: logit bonus for a call opener at the first token of an ``auto`` answer.
         tool_schemas: describe the tools in the prompt by their JSON schemas instead of one
             readable line per argument (see :mod:`cf_llama2.tools.describe`).
-        optional_close_bias: logit bonus, wherever the grammar lets an object close, for the
-            token that closes it: the required properties come first, so this is the choice
-            between an optional property (a value the model would invent) and none.
         base_reserve: tokens kept for closing on top of the shortest complete call.
     """
 
@@ -79,7 +76,6 @@ class ToolCallShaping:
     repeat_penalty: float = 2.0
     call_bias: float = 4.0
     tool_schemas: bool = False
-    optional_close_bias: float = 0.0
     base_reserve: int = 12
 
 

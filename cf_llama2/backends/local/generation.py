@@ -43,7 +43,7 @@ from .call_shaping import DEFAULT_SHAPING, ToolCallShaping
 from .detokenize import IncrementalDecoder
 from .grammar import GrammarLogitsProcessor, build_matcher, tool_call_schema
 from .sampling import Sampler
-from .value_copy import Steer, ValueCopy, value_position
+from .value_copy import ValueCopy, value_position
 
 __all__ = ["Decoding", "Plan", "generate_events"]
 
@@ -82,7 +82,6 @@ class Plan:
     copier: ValueCopy | None = None
     string_enders: list[int] = field(default_factory=list)
     number_enders: list[int] = field(default_factory=list)
-    object_enders: list[int] = field(default_factory=list)
     opener_ids: list[int] = field(default_factory=list)
 
 
@@ -213,8 +212,8 @@ class _Run:
 def _steer(plan: Plan, run: _Run, scores: Any, left: int) -> None:
     """Biases on top of the grammar mask (forbidden tokens stay ``-inf``): the user's words
     inside a call, then closing (strongly) and separating (less) tokens near the budget end."""
-    if run.mode == "call" and (plan.copier is not None or plan.object_enders):
-        _copy_steer(plan, run, scores)
+    if run.mode == "call" and plan.copier is not None:
+        _copy_steer(plan, plan.copier, run, scores)
     elif run.mode == "call" and plan.copy_ids:
         scores[0, plan.copy_ids] += plan.shaping.copy_bias
     if plan.closers and left <= plan.close_reserve:
@@ -225,29 +224,22 @@ def _steer(plan: Plan, run: _Run, scores: Any, left: int) -> None:
             scores[0, plan.separators] += 500.0
 
 
-def _copy_steer(plan: Plan, run: _Run, scores: Any) -> None:
-    """Span copy steering (:mod:`.value_copy`) and the optional close for the token after the
-    call's text so far."""
+def _copy_steer(plan: Plan, copier: ValueCopy, run: _Run, scores: Any) -> None:
+    """Span copy steering (:mod:`.value_copy`) for the token after the call's text so far."""
     text = run.tokenizer.decode(run.call_ids, skip_special_tokens=True)
     where = value_position(text)
-    steer = Steer()
-    if plan.copier is not None:
-        if where.kind == "start" or (where.kind == "string" and not where.text):
-            run.value_from = len(run.call_ids)
-        steer = plan.copier.steer(text, run.call_ids[run.value_from :], where)
-        bias = plan.shaping.copy_bias
-        if steer.favour:
-            scores[0, list(steer.favour)] += bias
-        if steer.close:
-            enders = plan.string_enders if where.kind == "string" else plan.number_enders
-            if enders:
-                scores[0, enders] += bias
-        if steer.repeated and plan.shaping.repeat_penalty:
-            scores[0, list(steer.repeated)] -= plan.shaping.repeat_penalty
-    # Between values, or where a copied value ends: an object that may close is favoured to
-    # (forbidden closes stay -inf under the grammar mask).
-    if plan.object_enders and (where.kind == "other" or steer.close):
-        scores[0, plan.object_enders] += plan.shaping.optional_close_bias
+    if where.kind == "start" or (where.kind == "string" and not where.text):
+        run.value_from = len(run.call_ids)
+    steer = copier.steer(text, run.call_ids[run.value_from :], where)
+    bias = plan.shaping.copy_bias
+    if steer.favour:
+        scores[0, list(steer.favour)] += bias
+    if steer.close:
+        enders = plan.string_enders if where.kind == "string" else plan.number_enders
+        if enders:
+            scores[0, enders] += bias
+    if steer.repeated and plan.shaping.repeat_penalty:
+        scores[0, list(steer.repeated)] -= plan.shaping.repeat_penalty
 
 
 class Decoding:

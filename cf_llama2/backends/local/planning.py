@@ -112,11 +112,6 @@ def build_plan(
                 ]
             else:
                 plan.copy_ids = copy_token_ids(tokenizer, users)
-        if shaping.optional_close_bias:
-            enders = sorted(set(plan.closers) | set(plan.separators))
-            plan.object_enders = [
-                i for i in enders if tokenizer.decode([i]).strip().lstrip('"').startswith("}")
-            ]
         if shaping.call_bias and not forced and not _answers_a_tool_result(request):
             plan.opener_ids = _openers(tokenizer)
 
