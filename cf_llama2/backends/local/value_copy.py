@@ -6,7 +6,9 @@ start such a copy, but it also rewards a token each time it repeats: measured on
 ``"C####...`` (from "C#"), ``"S.S.S...`` (from "U.S.") and numbers of twelve digits written
 until the schema's bound stopped them. :class:`ValueCopy` steers by *spans* instead:
 
-* at the start of a value, the first tokens of the user's words and numbers get the bonus;
+* at the start of a value, the first tokens of the user's words and numbers get the bonus,
+  except those of words and numbers another argument of the call holds already (those get
+  the penalty below);
 * inside a string or number value, only a token that continues the value as a span of the
   user's text gets it (the next token of that text after the written value), and where the
   written value ends a word or number of the user's text the token that closes the value
@@ -40,22 +42,26 @@ _LOOKAHEAD = 24
 class Position:
     """Where the call's text ends: in a string value, in a number, at a value's start, in a
     key, or elsewhere (``kind`` ``"string"``, ``"number"``, ``"start"``, ``"key"`` or
-    ``"other"``), with the value's text so far."""
+    ``"other"``), with the value's text so far and the values the arguments hold already
+    (``done``: strings and numbers, as written)."""
 
     kind: str
     text: str = ""
+    done: tuple[str, ...] = ()
 
 
 def value_position(call_text: str) -> Position:
     """Where ``call_text`` (a JSON call being written) ends, for :class:`ValueCopy`.
 
     A string is a value (not a key) when it follows ``:``, or ``[``/``,`` inside an array; a
-    number is the run of number characters after such a place.
+    number is the run of number characters after such a place. Values inside the arguments
+    (two or more levels deep: not the tool's name) are collected in ``done`` once complete.
     """
     stack: list[str] = []
     in_string = escaped = False
-    string_start = 0
+    string_start = literal_start = 0
     string_is_value = False
+    done: list[str] = []
     last = ""  # the last structural character outside strings
     for i, ch in enumerate(call_text):
         if in_string:
@@ -66,7 +72,15 @@ def value_position(call_text: str) -> Position:
             elif ch == '"':
                 in_string = False
                 last = '"'
+                if string_is_value and len(stack) >= 2:
+                    done.append(call_text[string_start:i].replace('\\"', '"'))
             continue
+        if ch.isspace():
+            continue
+        if last == "v" and ch in ",}]":
+            literal = call_text[literal_start:i].strip()
+            if len(stack) >= 2 and literal[:1] in _NUMBER_CHARS:
+                done.append(literal)
         if ch == '"':
             in_string = True
             string_start = i + 1
@@ -80,15 +94,15 @@ def value_position(call_text: str) -> Position:
             last = ch
         elif ch in ":,":
             last = ch
-        elif not ch.isspace():
-            last = "v"  # inside a literal (number, true, false, null)
+        elif last != "v":
+            last, literal_start = "v", i  # a literal starts (number, true, false, null)
     if in_string:
         if not string_is_value:
             return Position("key")
-        return Position("string", call_text[string_start:].replace('\\"', '"'))
+        return Position("string", call_text[string_start:].replace('\\"', '"'), tuple(done))
     at_value = last == ":" or (last in "[," and stack[-1:] == ["["])
     if at_value:
-        return Position("start")
+        return Position("start", "", tuple(done))
     if last == "v":
         tail = len(call_text)
         head = tail
@@ -96,7 +110,7 @@ def value_position(call_text: str) -> Position:
             head -= 1
         before = call_text[:head].rstrip()[-1:]
         if head < tail and (before == ":" or (before in "[," and stack[-1:] == ["["])):
-            return Position("number", call_text[head:tail])
+            return Position("number", call_text[head:tail], tuple(done))
     return Position("other")
 
 
@@ -128,10 +142,8 @@ class ValueCopy:
             words.update(_WORD.findall(text))
         for text in self.numbers:
             numbers.update(_NUMBER.findall(text))
-        self.word_starts = tuple(sorted({i for w in words if (i := self._first(w)) is not None}))
-        self.number_starts = tuple(
-            sorted({i for n in numbers if (i := self._first(n)) is not None})
-        )
+        self._word_first = {w: i for w in words if (i := self._first(w)) is not None}
+        self._number_first = {n: i for n in numbers if (i := self._first(n)) is not None}
         self._memo: dict[tuple[str, str], Steer] = {}
 
     def _first(self, text: str) -> int | None:
@@ -151,7 +163,9 @@ class ValueCopy:
         """
         where = where if where is not None else value_position(call_text)
         if where.kind == "start":  # a string's first token comes after its quote
-            return Steer(favour=self.number_starts)
+            return self._starts(self._number_first, where.done)
+        if where.kind == "string" and not where.text:
+            return self._starts(self._word_first, where.done)
         if where.kind not in ("string", "number"):
             return Steer()
         key = (where.kind, where.text)
@@ -164,12 +178,21 @@ class ValueCopy:
             return Steer(repeated=tuple(set(value_ids)))
         return steer
 
+    @staticmethod
+    def _starts(first: dict[str, int], done: Sequence[str]) -> Steer:
+        """The first tokens of the user's words (or numbers) that no value of the call holds
+        yet; those of the words already used are steered off (two arguments seldom take the
+        same words: measured, a small model wrote "Serena Williams" as both the player and the
+        sport, "12pm" as both the time and the place)."""
+        used = {w for value in done for w in (value, *_WORD.findall(value))}
+        favour = {i for w, i in first.items() if w not in used}
+        avoid = {i for w, i in first.items() if w in used} - favour
+        return Steer(favour=tuple(sorted(favour)), repeated=tuple(sorted(avoid)))
+
     def _span(self, where: Position) -> Steer:
         text = where.text
-        if where.kind == "string" and not text:
-            return Steer(favour=self.word_starts)
         if where.kind == "number" and not text.strip("-"):
-            return Steer(favour=self.number_starts)
+            return self._starts(self._number_first, ())
         sources = self.numbers if where.kind == "number" else self.texts
         favour: set[int] = set()
         close = False

@@ -102,3 +102,29 @@ def test_keys_and_structure_get_no_steering(tokenizer: Any) -> None:
     for text in ('{"name":"f","arguments":{"ci', '{"name":"f","arguments":{"city":"Paris"'):
         steer = copier.steer(text, [1, 1])
         assert steer == Steer()
+
+
+def test_values_the_arguments_already_hold_are_collected() -> None:
+    where = value_position('{"name":"f","arguments":{"a":"San Diego","b":[12, 7],"c":true,"d":')
+    assert where.kind == "start"
+    assert where.done == ("San Diego", "12", "7")  # not the tool's name, not true
+
+
+def test_words_another_argument_holds_are_steered_off_at_a_value_start(tokenizer: Any) -> None:
+    """Measured: "Serena Williams" written as both the player and the sport."""
+    copier = ValueCopy(tokenizer, ["What is the ranking of Serena Williams in tennis?"])
+    serena, tennis = ids(tokenizer, "Serena")[0], ids(tokenizer, "tennis")[0]
+    fresh = copier.steer('{"name":"f","arguments":{"player":"')
+    assert {serena, tennis} <= set(fresh.favour)
+    second = copier.steer('{"name":"f","arguments":{"player":"Serena Williams","sport":"')
+    assert tennis in second.favour
+    assert serena not in second.favour
+    assert serena in second.repeated
+
+
+def test_numbers_another_argument_holds_are_steered_off(tokenizer: Any) -> None:
+    copier = ValueCopy(tokenizer, ["Pay 100 dollars over 3 months."])
+    one, three = ids(tokenizer, "1")[0], ids(tokenizer, "3")[0]
+    second = copier.steer('{"name":"f","arguments":{"amount":100,"months":')
+    assert three in second.favour
+    assert one in second.repeated
