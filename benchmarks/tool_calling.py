@@ -200,6 +200,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--title", default=None, help="the section's title (a held-out run)")
     parser.add_argument(
+        "--note", action="append", default=[], help="a note for the section (how rows were run)"
+    )
+    parser.add_argument(
         "--workers", type=int, default=1, help="processes the cases are split over (throughput)"
     )
     parser.add_argument(
@@ -224,6 +227,7 @@ def main(argv: list[str] | None = None) -> None:
         elapsed = time.perf_counter() - started
     result = build_result(records, cases, names, args, elapsed)
     result["params"]["workers"] = args.workers
+    result["notes"] = [*result.get("notes", []), *args.note]
     result["machine"] = machine
     out = args.out or RESULTS_DIR / f"{args.id}.json"
     write_result(args.id, result, out)

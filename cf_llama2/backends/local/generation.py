@@ -209,11 +209,12 @@ class _Run:
         return "tool_calls"
 
 
-def _steer(plan: Plan, run: _Run, scores: Any, left: int) -> None:
+def _steer(plan: Plan, run: _Run, scores: Any, left: int, raw: Any = None) -> None:
     """Biases on top of the grammar mask (forbidden tokens stay ``-inf``): the user's words
-    inside a call, then closing (strongly) and separating (less) tokens near the budget end."""
+    inside a call, then closing (strongly) and separating (less) tokens near the budget end.
+    ``raw``: the logits before the user's penalties, when there were any."""
     if run.mode == "call" and plan.copier is not None:
-        _copy_steer(plan, plan.copier, run, scores)
+        _copy_steer(plan, plan.copier, run, scores, raw)
     elif run.mode == "call" and plan.copy_ids:
         scores[0, plan.copy_ids] += plan.shaping.copy_bias
     if plan.closers and left <= plan.close_reserve:
@@ -224,7 +225,7 @@ def _steer(plan: Plan, run: _Run, scores: Any, left: int) -> None:
             scores[0, plan.separators] += 500.0
 
 
-def _copy_steer(plan: Plan, copier: ValueCopy, run: _Run, scores: Any) -> None:
+def _copy_steer(plan: Plan, copier: ValueCopy, run: _Run, scores: Any, raw: Any) -> None:
     """Span copy steering (:mod:`.value_copy`) for the token after the call's text so far."""
     text = run.tokenizer.decode(run.call_ids, skip_special_tokens=True)
     where = value_position(text)
@@ -233,13 +234,24 @@ def _copy_steer(plan: Plan, copier: ValueCopy, run: _Run, scores: Any) -> None:
     steer = copier.steer(text, run.call_ids[run.value_from :], where)
     bias = plan.shaping.copy_bias
     if steer.favour:
-        scores[0, list(steer.favour)] += bias
+        _favour(scores, list(steer.favour), bias, raw)
     if steer.close:
         enders = plan.string_enders if where.kind == "string" else plan.number_enders
         if enders:
-            scores[0, enders] += bias
+            _favour(scores, enders, bias, raw)
     if steer.repeated and plan.shaping.repeat_penalty:
         scores[0, list(steer.repeated)] -= plan.shaping.repeat_penalty
+
+
+def _favour(scores: Any, ids: list[int], bias: float, raw: Any) -> None:
+    """Add ``bias`` to ``ids``; with ``raw`` (logits before the user's penalties), from the
+    larger of the two logits. Tokens the grammar forbids stay ``-inf``."""
+    import torch
+
+    current = scores[0, ids]
+    if raw is not None:
+        current = torch.where(torch.isinf(current), current, torch.maximum(current, raw[0, ids]))
+    scores[0, ids] = current + bias
 
 
 class Decoding:
@@ -270,10 +282,13 @@ class Decoding:
 
         plan, run = self.plan, self._run
         context = torch.tensor([self.context_ids], dtype=torch.long)
+        # The user's penalties count the prompt's tokens too, and so fight a value copied from
+        # it; inside a call the copy steering gives those tokens their unpenalised logit back.
+        raw = logits.clone() if plan.copier is not None and plan.sampler.penalties else None
         scores = plan.sampler.penalise(context, logits)
         if run.grammar is not None:
             scores = run.grammar(context, scores)
-            _steer(plan, run, scores, plan.max_new_tokens - self.produced)
+            _steer(plan, run, scores, plan.max_new_tokens - self.produced, raw)
         elif self.produced == 0 and plan.opener_ids and run.mode == "watch":
             scores[0, plan.opener_ids] += plan.shaping.call_bias
         token = plan.sampler.pick(context, scores.clone())

@@ -266,3 +266,45 @@ def test_a_typed_object_takes_only_its_declared_keys(writes: Any) -> None:
     assert result.invalid_tool_calls == []
     (call,) = result.tool_calls
     assert set(call.arguments["params"]) <= {"filter"}
+
+
+def test_a_copied_value_is_not_penalised_for_appearing_in_the_prompt(
+    backend: Any, tokenizer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user's repetition penalty counts the prompt's tokens too; inside a call it would
+    steer a value off the very number the user wrote (measured: LangChain's standard
+    ``magic_function(3)`` test, with ``repetition_penalty=1.2``, got ``input: 12``)."""
+    import dataclasses
+
+    import torch
+
+    three, seven = (tokenizer.convert_tokens_to_ids(d) for d in ("3", "7"))
+
+    def step(new_ids: list[int], cache: Any) -> tuple[Any, Any]:
+        scores = torch.zeros((1, len(tokenizer)))
+        scores[0, three], scores[0, seven] = 2.0, 1.9  # "3" ahead, until penalised
+        return scores, object()
+
+    monkeypatch.setattr(backend, "_new_runner", lambda: StepRunner(lambda lora: step))
+    tool = {
+        "name": "magic_function",
+        "description": "Applies a magic function to an input.",
+        "parameters": {
+            "type": "object",
+            "properties": {"input": {"type": "integer"}},
+            "required": ["input"],
+        },
+    }
+    request = ChatRequest(
+        messages=[{"role": "user", "content": "What is magic_function(3)?"}],
+        tools=[tool],
+        tool_choice="magic_function",
+        max_tokens=24,
+        temperature=0,
+        repetition_penalty=2.0,
+    )
+    steered = backend.run(request)
+    assert steered.tool_calls[0].arguments["input"] == 3
+    backend.tool_shaping = dataclasses.replace(DEFAULT_SHAPING, copy_bias=0.0)
+    unsteered = backend.run(request)
+    assert str(unsteered.tool_calls[0].arguments["input"]).startswith("7")
