@@ -105,7 +105,38 @@ def _closed(schema: dict[str, Any]) -> dict[str, Any]:
     out.setdefault("type", "object")
     out.setdefault("properties", {})
     out.setdefault("additionalProperties", False)
+    _enum_to_items(out)
     return out
+
+
+def _enum_to_items(node: Any) -> None:
+    """An array whose ``enum`` lists plain values, not arrays, means its items' choices.
+
+    Taken literally no array matches it, so the call could not be written at all (seen in real
+    tools: ``{"type": "array", "items": {"type": "string"}, "enum": ["trust", "buzz"]}``); the
+    enum is moved to the items, which is what the tool's author meant.
+    """
+    if isinstance(node, list):
+        for item in node:
+            _enum_to_items(item)
+        return
+    if not isinstance(node, dict):
+        return
+    enum = node.get("enum")
+    if (
+        node.get("type") == "array"
+        and isinstance(enum, list)
+        and enum
+        and not any(isinstance(v, list) for v in enum)
+    ):
+        items = node.get("items")
+        items = dict(items) if isinstance(items, dict) else {}
+        items.setdefault("enum", node.pop("enum"))
+        node.pop("enum", None)
+        node["items"] = items
+    for value in node.values():
+        if isinstance(value, (dict, list)):
+            _enum_to_items(value)
 
 
 def tool_call_schema(

@@ -308,3 +308,27 @@ def test_a_copied_value_is_not_penalised_for_appearing_in_the_prompt(
     backend.tool_shaping = dataclasses.replace(DEFAULT_SHAPING, copy_bias=0.0)
     unsteered = backend.run(request)
     assert str(unsteered.tool_calls[0].arguments["input"]).startswith("7")
+
+
+def test_an_enum_on_an_array_of_plain_values_applies_to_its_items(writes: Any) -> None:
+    """A real tool's schema (BFCL live_simple_71): taken literally no array matches the enum,
+    and the forced call was refused as an unsatisfiable schema."""
+    tool = {
+        "name": "extract",
+        "description": "Extract",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "metrics": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "enum": ["trust", "buzz"],
+                }
+            },
+            "required": ["metrics"],
+        },
+    }
+    result = writes('{"name":"extract","arguments":{"metrics":["buzz","trust"]}}').run(
+        forced(tool, 64)
+    )
+    assert result.tool_calls[0].arguments == {"metrics": ["buzz", "trust"]}
