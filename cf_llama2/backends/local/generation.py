@@ -76,6 +76,7 @@ class Plan:
     closers: list[int] = field(default_factory=list)
     separators: list[int] = field(default_factory=list)
     quote_closers: list[int] = field(default_factory=list)
+    quote_separators: list[int] = field(default_factory=list)
     close_reserve: int = CLOSE_RESERVE
     shaping: ToolCallShaping = DEFAULT_SHAPING
     copy_ids: list[int] = field(default_factory=list)
@@ -218,11 +219,24 @@ def _steer(plan: Plan, run: _Run, scores: Any, left: int, raw: Any = None) -> No
     elif run.mode == "call" and plan.copy_ids:
         scores[0, plan.copy_ids] += plan.shaping.copy_bias
     if plan.closers and left <= plan.close_reserve:
+        if run.mode == "call" and plan.quote_closers and _in_string(run):
+            # Inside a string "}" and "," are text, not closers: only a quote ends it (an
+            # empty string may not end yet; the model writes its first word, then it does).
+            scores[0, plan.quote_closers] += 1100.0
+            if plan.quote_separators:
+                scores[0, plan.quote_separators] += 500.0
+            return
         scores[0, plan.closers] += 1000.0
         if plan.quote_closers:  # a string ends first, on its own quote
             scores[0, plan.quote_closers] += 100.0
         if plan.separators:
             scores[0, plan.separators] += 500.0
+
+
+def _in_string(run: _Run) -> bool:
+    """Whether the call written so far ends inside a string (a key or a value)."""
+    text = run.tokenizer.decode(run.call_ids, skip_special_tokens=True)
+    return value_position(text).kind in ("string", "key")
 
 
 def _copy_steer(plan: Plan, copier: ValueCopy, run: _Run, scores: Any, raw: Any) -> None:

@@ -99,6 +99,9 @@ def build_plan(
             plan.quote_closers = [
                 i for i in plan.closers if tokenizer.decode([i]).strip().startswith('"')
             ]
+            plan.quote_separators = [
+                i for i in plan.separators if tokenizer.decode([i]).strip().startswith('"')
+            ]
         if shaping.copy_bias and isinstance(request, ChatRequest):
             users = [m.content for m in request.messages if m.role == "user" and m.content]
             if shaping.copy_spans:

@@ -332,3 +332,23 @@ def test_an_enum_on_an_array_of_plain_values_applies_to_its_items(writes: Any) -
         forced(tool, 64)
     )
     assert result.tool_calls[0].arguments == {"metrics": ["buzz", "trust"]}
+
+
+def test_a_tight_budget_does_not_write_closing_characters_into_a_string(writes: Any) -> None:
+    """Measured: a forced ``get_weather`` with ``max_tokens=24`` gave ``{"city": "}"}``: near
+    the budget's end the closers were favoured inside the (still empty) string, where "}" is
+    text and the grammar does not let an empty string end yet."""
+    tool = {
+        "name": "get_weather",
+        "description": "Weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    }
+    for budget in (20, 24, 32):
+        result = writes('{"name":"get_weather","arguments":{"city":"Paris"}}').run(
+            forced(tool, budget)
+        )
+        assert result.tool_calls[0].arguments == {"city": "Paris"}, budget
