@@ -116,8 +116,8 @@ def value_position(call_text: str) -> Position:
 
 @dataclass(frozen=True)
 class Steer:
-    """What to do with the next token's scores: add ``bias`` to ``favour`` (and to the value
-    enders when ``close``), subtract ``penalty`` from ``repeated``."""
+    """What to do with the next token's scores: add the copy bias to ``favour`` (and to the
+    tokens that end the value when ``close``), subtract the repeat penalty from ``repeated``."""
 
     favour: tuple[int, ...] = ()
     close: bool = False
